@@ -1,0 +1,626 @@
+//! The event loop: ready queue, timer heap, selector and inbox, run one iteration at a time
+//! as asyncio's `BaseEventLoop._run_once` does.
+
+mod context;
+mod exception;
+mod handle;
+mod ready;
+mod remote;
+mod timers;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+pub(crate) use context::{Enter, current_rc, is_current, schedule, with_current};
+pub use context::{get_running_loop, try_get_running_loop};
+pub use exception::ExceptionContext;
+pub(crate) use handle::{Callback, FnCallback, WakerCallback};
+pub use handle::{Handle, TimerHandle};
+pub(crate) use ready::Ready;
+pub use remote::LoopHandle;
+
+use crate::future::LoopFuture;
+use crate::selector::{Fire, IoCallback, READ, Selector, WRITE};
+use crate::task::Task;
+use ready::ReadyQueue;
+use remote::{Remote, RemoteItem};
+use timers::TimerHeap;
+
+/// asyncio's default `slow_callback_duration`.
+const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
+
+static NEXT_LOOP_ID: AtomicU64 = AtomicU64::new(1);
+
+type ExceptionHandler = Rc<dyn Fn(&EventLoop, &ExceptionContext)>;
+
+pub(crate) fn closed_error() -> io::Error {
+    io::Error::other("event loop is closed")
+}
+
+/// The loop's state, shared by every `EventLoop` handle to it. Only the loop's thread
+/// touches it.
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    /// This loop, weakly: lets callbacks that only have `&Inner` reach the handler.
+    this: Weak<Inner>,
+    pub(crate) ready: ReadyQueue,
+    timers: RefCell<TimerHeap>,
+    pub(crate) selector: Selector,
+    pub(crate) remote: Arc<Remote>,
+    running: Cell<bool>,
+    stopping: Cell<bool>,
+    closed: Cell<bool>,
+    debug: Cell<bool>,
+    slow_callback: Cell<Duration>,
+    handler: RefCell<Option<ExceptionHandler>>,
+    /// Wakers of the live tasks, so that `close` can cancel them.
+    pub(crate) tasks: RefCell<Slab<Waker>>,
+    inbox_buf: RefCell<Vec<RemoteItem>>,
+}
+
+/// An asyncio event loop: callbacks, timers, I/O readiness and tasks on one thread.
+///
+/// `EventLoop` is a cheap handle (`Rc`): clones refer to the same loop. It is `!Send`; the
+/// [`LoopHandle`] from [`handle`](EventLoop::handle) is the way in from other threads.
+///
+/// ```
+/// use std::{cell::RefCell, rc::Rc, time::Duration};
+///
+/// let lp = tulip::EventLoop::new()?;
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let l = log.clone();
+/// lp.call_later(Duration::from_millis(5), move || l.borrow_mut().push("later"));
+/// let l = log.clone();
+/// lp.call_soon(move || l.borrow_mut().push("soon"));
+/// lp.run_until_complete(tulip::sleep(Duration::from_millis(10)));
+/// assert_eq!(*log.borrow(), ["soon", "later"]);
+/// lp.close();
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Clone)]
+pub struct EventLoop {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("id", &self.inner.id)
+            .field("running", &self.inner.running.get())
+            .field("closed", &self.inner.closed.get())
+            .field("debug", &self.inner.debug.get())
+            .finish()
+    }
+}
+
+/// Sets `running` for the duration of a run and clears `running`/`stopping` after it,
+/// also when the run unwinds.
+struct RunningGuard<'a>(&'a Inner);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.running.set(false);
+        self.0.stopping.set(false);
+    }
+}
+
+/// The waker of the future given to `run_until_complete`: polled by the loop itself, not
+/// spawned, so it may borrow from the caller's stack.
+struct MainWaker {
+    woken: AtomicBool,
+    remote: Arc<Remote>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, Ordering::AcqRel) && !is_current(self.remote.loop_id) {
+            self.remote.notify();
+        }
+    }
+}
+
+impl EventLoop {
+    /// A new loop (asyncio's `new_event_loop()`).
+    ///
+    /// Debug mode starts on when the environment has `TULIP_DEBUG` set to anything but `0`
+    /// or an empty string (asyncio's `PYTHONASYNCIODEBUG`).
+    ///
+    /// # Errors
+    /// If the epoll instance or the eventfd cannot be created (e.g. out of file descriptors).
+    pub fn new() -> io::Result<EventLoop> {
+        let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
+        let remote = Arc::new(Remote::new(id)?);
+        let selector = Selector::new()?;
+        selector.add_notifier(remote.notifier_fd())?;
+        let debug = std::env::var_os("TULIP_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
+        Ok(EventLoop {
+            inner: Rc::new_cyclic(|this| Inner {
+                id,
+                this: this.clone(),
+                ready: ReadyQueue::default(),
+                timers: RefCell::new(TimerHeap::new()),
+                selector,
+                remote,
+                running: Cell::new(false),
+                stopping: Cell::new(false),
+                closed: Cell::new(false),
+                debug: Cell::new(debug),
+                slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
+                handler: RefCell::new(None),
+                tasks: RefCell::new(Slab::new()),
+                inbox_buf: RefCell::new(Vec::new()),
+            }),
+        })
+    }
+
+    // ---- running and stopping -----------------------------------------------------------
+
+    /// Runs the loop until `fut` completes and returns its output (asyncio's
+    /// `run_until_complete`).
+    ///
+    /// Unlike a spawned task, `fut` is polled by the loop itself, so it need not be
+    /// `'static` and may borrow from the caller. A panic inside `fut` unwinds out of this call
+    /// (asyncio re-raises the exception); the loop stays usable.
+    ///
+    /// # Panics
+    /// If the loop is closed or already running, if another loop runs on this thread, or if
+    /// [`stop`](EventLoop::stop) is called before `fut` completes (asyncio raises
+    /// `RuntimeError` in each case).
+    pub fn run_until_complete<F: Future>(&self, fut: F) -> F::Output {
+        let inner = &*self.inner;
+        inner.check_can_run();
+        let _enter = Enter::new(&self.inner);
+        inner.running.set(true);
+        let _running = RunningGuard(inner);
+        let main = Arc::new(MainWaker {
+            woken: AtomicBool::new(true),
+            remote: inner.remote.clone(),
+        });
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = pin!(fut);
+        loop {
+            if main.woken.swap(false, Ordering::AcqRel) {
+                if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                    return v;
+                }
+            }
+            if inner.stopping.get() {
+                panic!("event loop stopped before the future completed");
+            }
+            inner.run_once(main.woken.load(Ordering::Acquire));
+        }
+    }
+
+    /// Runs the loop until [`stop`](EventLoop::stop) is called (asyncio's `run_forever`).
+    ///
+    /// If `stop` was called before, the loop runs one iteration — the callbacks already
+    /// scheduled, and the I/O ready now — and returns. After `stop`, `run_forever` may be
+    /// called again and resumes with what is still scheduled.
+    ///
+    /// # Panics
+    /// If the loop is closed or already running, or another loop runs on this thread.
+    pub fn run_forever(&self) {
+        let inner = &*self.inner;
+        inner.check_can_run();
+        let _enter = Enter::new(&self.inner);
+        inner.running.set(true);
+        let _running = RunningGuard(inner);
+        loop {
+            inner.run_once(false);
+            if inner.stopping.get() {
+                break;
+            }
+        }
+    }
+
+    /// Asks the loop to stop once the current iteration is done (asyncio's `stop`).
+    pub fn stop(&self) {
+        self.inner.stopping.set(true);
+    }
+
+    /// Whether the loop is running.
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// Closes the loop (asyncio's `close`): the tasks still alive are cancelled (their
+    /// futures are dropped, on this thread), scheduled callbacks and timers are discarded,
+    /// reader and writer registrations are removed, and the selector is closed. Closing a
+    /// closed loop does nothing.
+    ///
+    /// # Panics
+    /// If the loop is running.
+    pub fn close(&self) {
+        assert!(
+            !self.inner.running.get(),
+            "cannot close a running event loop"
+        );
+        self.inner.shutdown();
+    }
+
+    /// Whether [`close`](EventLoop::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    // ---- callbacks and timers -----------------------------------------------------------
+
+    /// The loop's clock: a monotonic `Instant` (asyncio's `loop.time()` returns float
+    /// seconds; in Rust the `Instant` is the natural form).
+    pub fn time(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Schedules `f` to run in the next iteration, after the callbacks scheduled before it
+    /// (asyncio's `call_soon`; FIFO order is guaranteed).
+    ///
+    /// A callback that panics does not stop the loop: the panic goes to the
+    /// [exception handler](EventLoop::set_exception_handler).
+    ///
+    /// # Panics
+    /// If the loop is closed.
+    pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Handle {
+        self.inner.check_closed();
+        let cb = FnCallback::new(f);
+        self.inner.ready.push(Ready::Callback(cb.clone()));
+        Handle { cb }
+    }
+
+    /// Schedules `f` to run `delay` from now (asyncio's `call_later`). Timers with the same
+    /// deadline run in the order they were scheduled.
+    ///
+    /// # Panics
+    /// If the loop is closed.
+    pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimerHandle {
+        self.call_at(Instant::now() + delay, f)
+    }
+
+    /// Schedules `f` to run at `when` (asyncio's `call_at`).
+    ///
+    /// # Panics
+    /// If the loop is closed.
+    pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
+        self.inner.call_at(when, FnCallback::new(f))
+    }
+
+    /// A thread-safe handle for `call_soon_threadsafe`.
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle {
+            remote: self.inner.remote.clone(),
+        }
+    }
+
+    // ---- readers and writers ------------------------------------------------------------
+
+    /// Calls `f` whenever `fd` is readable, until [`remove_reader`](EventLoop::remove_reader)
+    /// (asyncio's `add_reader`). Level-triggered: `f` keeps being called while data is
+    /// there. A reader already registered for `fd` is replaced.
+    ///
+    /// The loop does not own `fd`: remove the reader before closing it.
+    ///
+    /// # Errors
+    /// What `epoll_ctl` reports, e.g. `EBADF` for a closed fd or `EPERM` for a regular file.
+    ///
+    /// # Panics
+    /// If the loop is closed.
+    pub fn add_reader(&self, fd: impl AsRawFd, f: impl Fn() + 'static) -> io::Result<()> {
+        self.inner.check_closed();
+        let cb: Rc<IoCallback> = Rc::new(IoCallback {
+            active: Cell::new(true),
+            f,
+        });
+        self.inner
+            .selector
+            .set_callback(fd.as_raw_fd(), READ, Some(cb))
+            .map(drop)
+    }
+
+    /// Stops watching `fd` for reading; returns whether a reader was registered.
+    pub fn remove_reader(&self, fd: impl AsRawFd) -> bool {
+        self.inner
+            .selector
+            .set_callback(fd.as_raw_fd(), READ, None)
+            .unwrap_or(false)
+    }
+
+    /// Calls `f` whenever `fd` is writable, until [`remove_writer`](EventLoop::remove_writer)
+    /// (asyncio's `add_writer`); replaces a writer already registered.
+    ///
+    /// # Errors
+    /// What `epoll_ctl` reports.
+    ///
+    /// # Panics
+    /// If the loop is closed.
+    pub fn add_writer(&self, fd: impl AsRawFd, f: impl Fn() + 'static) -> io::Result<()> {
+        self.inner.check_closed();
+        let cb: Rc<IoCallback> = Rc::new(IoCallback {
+            active: Cell::new(true),
+            f,
+        });
+        self.inner
+            .selector
+            .set_callback(fd.as_raw_fd(), WRITE, Some(cb))
+            .map(drop)
+    }
+
+    /// Stops watching `fd` for writing; returns whether a writer was registered.
+    pub fn remove_writer(&self, fd: impl AsRawFd) -> bool {
+        self.inner
+            .selector
+            .set_callback(fd.as_raw_fd(), WRITE, None)
+            .unwrap_or(false)
+    }
+
+    // ---- futures and tasks --------------------------------------------------------------
+
+    /// A new [`LoopFuture`] that callbacks complete and async code awaits (asyncio's
+    /// `create_future`).
+    pub fn create_future<T: 'static>(&self) -> LoopFuture<T> {
+        LoopFuture::new(self.clone())
+    }
+
+    /// Spawns `fut` as a task on this loop (asyncio's `create_task`). The future need not be
+    /// `Send`. See [`Task`].
+    ///
+    /// # Panics
+    /// If the loop is closed.
+    pub fn spawn<F>(&self, fut: F) -> Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        crate::task::spawn_on(&self.inner, fut)
+    }
+
+    // ---- errors and debugging -----------------------------------------------------------
+
+    /// Sets the handler that receives what callbacks and tasks fail with
+    /// (asyncio's `set_exception_handler`).
+    pub fn set_exception_handler(&self, handler: impl Fn(&EventLoop, &ExceptionContext) + 'static) {
+        *self.inner.handler.borrow_mut() = Some(Rc::new(handler));
+    }
+
+    /// Goes back to the default handler, which logs (`set_exception_handler(None)`).
+    pub fn reset_exception_handler(&self) {
+        *self.inner.handler.borrow_mut() = None;
+    }
+
+    /// Hands `ctx` to the exception handler (asyncio's `call_exception_handler`). If the
+    /// handler itself panics, both are logged.
+    pub fn call_exception_handler(&self, ctx: &ExceptionContext) {
+        let handler = self.inner.handler.borrow().clone();
+        match handler {
+            None => exception::default_handler(ctx),
+            Some(h) => {
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| h(self, ctx))) {
+                    let inner_ctx =
+                        ExceptionContext::new("Unhandled error in exception handler").with_panic(p);
+                    exception::default_handler(&inner_ctx);
+                    exception::default_handler(ctx);
+                }
+            }
+        }
+    }
+
+    /// The default exception handler: logs `ctx` at `error` level through `log`.
+    pub fn default_exception_handler(&self, ctx: &ExceptionContext) {
+        exception::default_handler(ctx);
+    }
+
+    /// Turns debug mode on or off: in debug mode callbacks slower than
+    /// [`slow_callback_duration`](EventLoop::slow_callback_duration) are logged.
+    pub fn set_debug(&self, on: bool) {
+        self.inner.debug.set(on);
+    }
+
+    /// Whether debug mode is on.
+    pub fn get_debug(&self) -> bool {
+        self.inner.debug.get()
+    }
+
+    /// How long a callback may run before debug mode logs it (default 100 ms).
+    pub fn slow_callback_duration(&self) -> Duration {
+        self.inner.slow_callback.get()
+    }
+
+    /// Sets [`slow_callback_duration`](EventLoop::slow_callback_duration).
+    pub fn set_slow_callback_duration(&self, d: Duration) {
+        self.inner.slow_callback.set(d);
+    }
+
+    /// Whether a reader / a writer is wanted for `fd`, and whether epoll watches it
+    /// for reading / writing right now (for tests and debugging).
+    #[doc(hidden)]
+    pub fn fd_interest(&self, fd: impl AsRawFd) -> ((bool, bool), (bool, bool)) {
+        let (want, kernel) = self.inner.selector.interest(fd.as_raw_fd());
+        (
+            (want & READ != 0, want & WRITE != 0),
+            (kernel & READ != 0, kernel & WRITE != 0),
+        )
+    }
+}
+
+impl Inner {
+    pub(crate) fn this_weak(&self) -> Weak<Inner> {
+        self.this.clone()
+    }
+
+    pub(crate) fn check_closed(&self) {
+        assert!(!self.closed.get(), "event loop is closed");
+    }
+
+    fn check_can_run(&self) {
+        self.check_closed();
+        assert!(!self.running.get(), "this event loop is already running");
+    }
+
+    pub(crate) fn call_at(&self, when: Instant, cb: Rc<dyn Callback>) -> TimerHandle {
+        self.check_closed();
+        let mut timers = self.timers.borrow_mut();
+        timers.push(when, cb.clone());
+        TimerHandle {
+            cb,
+            when,
+            cancelled_in_heap: timers.cancelled_counter().clone(),
+        }
+    }
+
+    fn drain_inbox(&self) {
+        let mut buf = std::mem::take(&mut *self.inbox_buf.borrow_mut());
+        self.remote.take(&mut buf);
+        for item in buf.drain(..) {
+            self.ready.push(match item {
+                RemoteItem::Callback(f) => Ready::Remote(f),
+                RemoteItem::Runnable(r) => Ready::Runnable(r),
+            });
+        }
+        *self.inbox_buf.borrow_mut() = buf;
+    }
+
+    /// One iteration (asyncio's `_run_once`). `extra_ready`: the main future was woken.
+    fn run_once(&self, extra_ready: bool) {
+        self.selector.sync();
+        if self.remote.has_pending() {
+            self.drain_inbox();
+        }
+        let next = self.timers.borrow_mut().next_deadline();
+        let timeout = if extra_ready || self.stopping.get() || !self.ready.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            next.map(|when| when.saturating_duration_since(Instant::now()))
+        };
+        let n = match self.selector.wait(timeout) {
+            Ok(n) => n,
+            Err(e) => {
+                self.report(ExceptionContext::new("selector wait failed").with_error(e));
+                0
+            }
+        };
+        for i in 0..n {
+            let (notified, r, w) = self.selector.take_event(i);
+            if notified {
+                self.remote.drain_notifier();
+            }
+            for f in [r, w].into_iter().flatten() {
+                match f {
+                    Fire::Wake(w) => w.wake(),
+                    Fire::Call(cb) => self.ready.push(Ready::Io(cb)),
+                }
+            }
+        }
+        if self.remote.has_pending() {
+            self.drain_inbox();
+        }
+        if next.is_some() {
+            let now = Instant::now();
+            self.timers
+                .borrow_mut()
+                .pop_due(now, |cb| self.ready.push(Ready::Callback(cb)));
+        }
+        // Run only what was ready when the iteration began its run phase.
+        let ntodo = self.ready.len();
+        let debug = self.debug.get();
+        for _ in 0..ntodo {
+            let Some(item) = self.ready.pop() else { break };
+            if debug {
+                let what = describe(&item);
+                let t0 = Instant::now();
+                self.run_item(item);
+                let dt = t0.elapsed();
+                if dt >= self.slow_callback.get() {
+                    log::warn!("Executing {what} took {:.3} seconds", dt.as_secs_f64());
+                }
+            } else {
+                self.run_item(item);
+            }
+        }
+    }
+
+    #[inline]
+    fn run_item(&self, item: Ready) {
+        let r = catch_unwind(AssertUnwindSafe(|| match item {
+            Ready::Runnable(r) => {
+                r.run();
+            }
+            Ready::Callback(cb) => cb.run(),
+            Ready::Io(cb) => cb.run(),
+            Ready::Remote(f) => f(),
+        }));
+        if let Err(p) = r {
+            self.report(ExceptionContext::new("Exception in callback").with_panic(p));
+        }
+    }
+
+    /// Hands `ctx` to the exception handler.
+    pub(crate) fn report(&self, ctx: ExceptionContext) {
+        match self.this.upgrade() {
+            Some(inner) => EventLoop { inner }.call_exception_handler(&ctx),
+            // The loop is being dropped: only the default handler is left.
+            None => exception::default_handler(&ctx),
+        }
+    }
+
+    /// Close: cancel the live tasks, drop callbacks and timers, deregister, refuse more.
+    fn shutdown(&self) {
+        if self.closed.get() {
+            return;
+        }
+        // Dropping a future may wake or spawn others: repeat until nothing is left.
+        for _ in 0..1000 {
+            let wakers: Vec<Waker> = self.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
+            for w in wakers {
+                w.wake();
+            }
+            if self.remote.has_pending() {
+                self.drain_inbox();
+            }
+            while let Some(item) = self.ready.pop() {
+                drop(item);
+            }
+            if self.tasks.borrow().is_empty() && self.ready.is_empty() && !self.remote.has_pending()
+            {
+                break;
+            }
+        }
+        self.closed.set(true);
+        let timers = self.timers.borrow_mut().clear();
+        drop(timers);
+        self.selector.clear();
+        let left = self.remote.close();
+        drop(left);
+        while let Some(item) = self.ready.pop() {
+            drop(item);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn describe(item: &Ready) -> &'static str {
+    match item {
+        Ready::Callback(_) => "callback",
+        Ready::Io(_) => "reader/writer callback",
+        Ready::Runnable(_) => "task step",
+        Ready::Remote(_) => "threadsafe callback",
+    }
+}

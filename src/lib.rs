@@ -1,0 +1,82 @@
+//! # tulip — asyncio's event loop, rebuilt in Rust
+//!
+//! tulip is a callback-driven selector loop with an executor on top of it, so that
+//! callback code (`call_soon`, `call_later`, `add_reader`) and `async fn` code (tasks that
+//! await `sock_recv`, `sock_sendall`, …) share one thread with no locks. The names and the
+//! semantics are asyncio's; where Rust forces a difference, the item's documentation says so.
+//!
+//! ```
+//! use std::net::{TcpListener, TcpStream};
+//!
+//! #[tulip::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
+//!     listener.set_nonblocking(true)?;
+//!     let addr = listener.local_addr()?;
+//!     let server = tulip::spawn(async move {
+//!         let (conn, _) = tulip::sock_accept(&listener).await?;
+//!         let data = tulip::sock_recv(&conn, 1024).await?;
+//!         tulip::sock_sendall(&conn, &data).await
+//!     });
+//!     let client = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+//!     client.set_nonblocking(true)?;
+//!     tulip::sock_connect(&client, addr).await?;
+//!     tulip::sock_sendall(&client, b"hello").await?;
+//!     assert_eq!(tulip::sock_recv(&client, 1024).await?, b"hello");
+//!     server.await
+//! }
+//! ```
+//!
+//! ## One iteration of the loop
+//! Each iteration of [`EventLoop`] does what asyncio's `BaseEventLoop._run_once` does:
+//! 1. apply pending changes of the kernel's interest (at most one `epoll_ctl` per file
+//!    descriptor whose reader/writer set changed, none for a steady connection);
+//! 2. wait for I/O with timeout 0 if any callback is ready, else until the nearest timer;
+//! 3. turn I/O events into ready callbacks (and wake tasks waiting on sockets), take what other
+//!    threads sent through the thread-safe inbox, move due timers to the ready queue;
+//! 4. run the callbacks that were ready when the iteration began — and only those, so a
+//!    callback that schedules another cannot starve I/O.
+//!
+//! A task is a callback too: a woken task's step is put on the ready queue, like asyncio's
+//! `Task.__step`.
+//!
+//! ## asyncio ↔ tulip
+//! | asyncio | tulip |
+//! |---|---|
+//! | `asyncio.run(main())` | [`run`] or `#[tulip::main]` |
+//! | `asyncio.get_running_loop()` | [`get_running_loop`] |
+//! | `loop.call_soon` / `call_later` / `call_at` | [`EventLoop::call_soon`], [`EventLoop::call_later`], [`EventLoop::call_at`] |
+//! | `loop.call_soon_threadsafe` | [`LoopHandle::call_soon_threadsafe`] |
+//! | `loop.create_future()` | [`EventLoop::create_future`] → [`LoopFuture`] |
+//! | `asyncio.create_task` / `loop.create_task` | [`spawn`] / [`EventLoop::spawn`] → [`Task`] |
+//! | `asyncio.sleep`, `asyncio.wait_for` / `asyncio.timeout` | [`sleep`], [`timeout`] |
+//! | `asyncio.sleep(0)` | [`yield_now`] |
+//! | `loop.sock_recv` … `loop.sock_sendto` | [`sock_recv`] … [`sock_sendto`] |
+
+mod error;
+mod event_loop;
+mod future;
+mod selector;
+mod sock;
+mod task;
+mod time;
+
+pub use error::{Cancelled, TimeoutError, is_cancelled};
+pub use event_loop::{
+    EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
+    try_get_running_loop,
+};
+pub use future::LoopFuture;
+pub use sock::{
+    Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvInto, SockSendTo,
+    SockSendall, sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_sendall,
+    sock_sendto,
+};
+pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
+pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
+
+#[cfg(feature = "macros")]
+pub use tulip_macros::{main, test};
+
+#[doc(no_inline)]
+pub use socket2;

@@ -1,0 +1,481 @@
+//! The selector: epoll, level-triggered, plus the registry of readers and writers per fd.
+//!
+//! This is the one place where tulip talks to epoll, so the `unsafe` for it lives here.
+//! We call epoll directly rather than through `polling`: `polling` 3 re-arms its notifier
+//! (`read` + `epoll_ctl`) and, for any timeout, a timerfd (`timerfd_settime` + `epoll_ctl`)
+//! on every wait — two to four system calls per loop iteration that a loop which waits
+//! once per message cannot afford.
+//!
+//! # Invariant
+//! The kernel's interest for an fd (`Entry::kernel`) is what we last told epoll. It is
+//! brought in line with the wanted interest (a reader and/or a writer present) in
+//! [`Selector::sync`], once per loop iteration, for the fds marked dirty. Public
+//! `add_reader`/`remove_reader`/… apply their change at once ([`Selector::apply_now`]);
+//! the `sock_*` futures defer theirs to the end of the iteration, so that an operation that
+//! finishes and the next one on the same socket, in the same task step, cost no
+//! `epoll_ctl` at all.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::Duration;
+
+/// The epoll key of the thread-safe notifier (the self-pipe).
+pub(crate) const NOTIFY_KEY: u64 = u64::MAX;
+
+/// Interest bits.
+pub(crate) const READ: u8 = 1;
+pub(crate) const WRITE: u8 = 2;
+
+const EVENTS_CAPACITY: usize = 1024;
+
+/// A reader or writer callback registered with `add_reader`/`add_writer`. It runs every
+/// time the fd is ready (level-triggered) until removed; `active` turns false on removal so
+/// that an already-queued run is skipped, as asyncio cancels the handle.
+pub(crate) struct IoCallback<F: ?Sized = dyn Fn()> {
+    pub(crate) active: Cell<bool>,
+    pub(crate) f: F,
+}
+
+impl IoCallback {
+    pub(crate) fn run(&self) {
+        if self.active.get() {
+            (self.f)();
+        }
+    }
+}
+
+/// Who waits on one direction of an fd.
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Empty,
+    Callback(Rc<IoCallback>),
+    /// A task waits; `None` once the waker was consumed by an event and the task has not
+    /// polled again yet (the interest stays armed).
+    Waker(Option<Waker>),
+}
+
+impl Slot {
+    fn wanted(&self) -> bool {
+        !matches!(self, Slot::Empty)
+    }
+}
+
+#[derive(Default)]
+struct Entry {
+    reader: Slot,
+    writer: Slot,
+    /// Interest last given to epoll (0: not registered).
+    kernel: u8,
+    /// Whether the fd is in `Selector::dirty`.
+    dirty: bool,
+    /// An `epoll_ctl` failure to hand to the waiting future.
+    error: Option<io::Error>,
+    /// Address of the socket object last checked to be non-blocking through this fd (a cache
+    /// that saves an `fcntl` per operation).
+    verified: usize,
+}
+
+impl Entry {
+    fn wanted(&self) -> u8 {
+        (if self.reader.wanted() { READ } else { 0 })
+            | (if self.writer.wanted() { WRITE } else { 0 })
+    }
+}
+
+/// What an event asks the loop to do for one direction.
+pub(crate) enum Fire {
+    Wake(Waker),
+    Call(Rc<IoCallback>),
+}
+
+/// The epoll instance and the fd registry.
+pub(crate) struct Selector {
+    epfd: OwnedFd,
+    entries: RefCell<Vec<Entry>>,
+    dirty: RefCell<Vec<RawFd>>,
+    events: RefCell<Vec<libc::epoll_event>>,
+}
+
+impl fmt::Debug for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Selector")
+            .field("epfd", &self.epfd.as_raw_fd())
+            .finish_non_exhaustive()
+    }
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn epoll_flags(interest: u8) -> u32 {
+    let mut flags = 0;
+    if interest & READ != 0 {
+        flags |= libc::EPOLLIN as u32;
+    }
+    if interest & WRITE != 0 {
+        flags |= libc::EPOLLOUT as u32;
+    }
+    flags
+}
+
+impl Selector {
+    pub(crate) fn new() -> io::Result<Selector> {
+        // SAFETY: plain system call; the result is checked.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `fd` was just returned by epoll_create1 and nothing else owns it.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Selector {
+            epfd,
+            entries: RefCell::new(Vec::new()),
+            dirty: RefCell::new(Vec::new()),
+            events: RefCell::new(Vec::with_capacity(EVENTS_CAPACITY)),
+        })
+    }
+
+    /// Registers the notifier fd (level-triggered, readable) under `NOTIFY_KEY`.
+    pub(crate) fn add_notifier(&self, fd: RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, READ, NOTIFY_KEY)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, interest: u8, key: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: epoll_flags(interest),
+            u64: key,
+        };
+        // SAFETY: `epfd` is our epoll fd; `ev` is a valid epoll_event that the kernel only
+        // reads. An fd that is not open makes the call fail with EBADF, which we report.
+        cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) })?;
+        Ok(())
+    }
+
+    /// Tells epoll to watch `fd` for `new` instead of `old`.
+    fn change(&self, fd: RawFd, old: u8, new: u8) -> io::Result<()> {
+        let key = fd as u64;
+        if new == 0 {
+            // The fd may already be closed (epoll forgets closed fds by itself): ignore.
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, key);
+            return Ok(());
+        }
+        let (first, second) = if old == 0 {
+            (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD)
+        } else {
+            (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD)
+        };
+        match self.ctl(first, fd, new, key) {
+            Err(e)
+                if e.raw_os_error() == Some(libc::EEXIST)
+                    || e.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                self.ctl(second, fd, new, key)
+            }
+            r => r,
+        }
+    }
+
+    fn with_entry<R>(&self, fd: RawFd, f: impl FnOnce(&mut Entry) -> R) -> R {
+        let idx = usize::try_from(fd).expect("negative file descriptor");
+        let mut entries = self.entries.borrow_mut();
+        if entries.len() <= idx {
+            entries.resize_with(idx + 1, Entry::default);
+        }
+        f(&mut entries[idx])
+    }
+
+    fn mark_dirty(&self, fd: RawFd, e: &mut Entry) {
+        if !e.dirty {
+            e.dirty = true;
+            self.dirty.borrow_mut().push(fd);
+        }
+    }
+
+    // ---- public add_reader / add_writer: applied at once -------------------------------
+
+    /// Sets (`Some`) or removes (`None`) the callback of one direction and applies the new
+    /// interest to epoll now. Returns whether a callback or waiter was there before.
+    pub(crate) fn set_callback(
+        &self,
+        fd: RawFd,
+        dir: u8,
+        cb: Option<Rc<IoCallback>>,
+    ) -> io::Result<bool> {
+        let adding = cb.is_some();
+        let (old_slot, old_kernel, wanted) = self.with_entry(fd, |e| {
+            let new = match cb {
+                Some(cb) => Slot::Callback(cb),
+                None => Slot::Empty,
+            };
+            let slot = if dir == READ {
+                &mut e.reader
+            } else {
+                &mut e.writer
+            };
+            let old = std::mem::replace(slot, new);
+            (old, e.kernel, e.wanted())
+        });
+        let had = match &old_slot {
+            Slot::Empty => false,
+            Slot::Callback(cb) => {
+                cb.active.set(false);
+                true
+            }
+            Slot::Waker(_) => true,
+        };
+        // Adding always asks the kernel (a MOD that fails with ENOENT becomes an ADD), so a
+        // reused fd number can never be mistaken for an armed one.
+        if adding || wanted != old_kernel {
+            if let Err(err) = self.change(fd, old_kernel, wanted) {
+                self.with_entry(fd, |e| {
+                    let slot = if dir == READ {
+                        &mut e.reader
+                    } else {
+                        &mut e.writer
+                    };
+                    *slot = Slot::Empty;
+                    e.kernel = 0;
+                });
+                return Err(err);
+            }
+            self.with_entry(fd, |e| {
+                e.kernel = wanted;
+                if wanted == 0 {
+                    e.verified = 0;
+                }
+            });
+        }
+        drop(old_slot);
+        Ok(had)
+    }
+
+    // ---- sock_* futures: deferred ------------------------------------------------------
+
+    /// Makes `waker` the waiter of one direction of `fd`. The interest reaches epoll at the
+    /// end of this iteration, if it is not armed already. Returns an earlier `epoll_ctl`
+    /// failure for this fd, if any.
+    pub(crate) fn register_waker(&self, fd: RawFd, dir: u8, waker: &Waker) -> io::Result<()> {
+        let old = self.with_entry(fd, |e| {
+            if let Some(err) = e.error.take() {
+                return Err(err);
+            }
+            let slot = if dir == READ {
+                &mut e.reader
+            } else {
+                &mut e.writer
+            };
+            let old = match slot {
+                Slot::Waker(Some(w)) if w.will_wake(waker) => return Ok(None),
+                _ => std::mem::replace(slot, Slot::Waker(Some(waker.clone()))),
+            };
+            if e.kernel & dir == 0 {
+                self.mark_dirty(fd, e);
+            }
+            Ok(Some(old))
+        })?;
+        if let Some(Slot::Callback(cb)) = &old {
+            cb.active.set(false);
+        }
+        drop(old);
+        Ok(())
+    }
+
+    /// Removes the waiter of one direction of `fd`. The kernel's interest is dropped at the
+    /// end of the iteration unless a new waiter arrives first.
+    pub(crate) fn unregister_waker(&self, fd: RawFd, dir: u8) {
+        let old = self.with_entry(fd, |e| {
+            let slot = if dir == READ {
+                &mut e.reader
+            } else {
+                &mut e.writer
+            };
+            if !matches!(slot, Slot::Waker(_)) {
+                return None;
+            }
+            let old = std::mem::take(slot);
+            self.mark_dirty(fd, e);
+            Some(old)
+        });
+        drop(old);
+    }
+
+    /// Whether the socket object at `addr` was already seen to be non-blocking on `fd`.
+    pub(crate) fn is_verified(&self, fd: RawFd, addr: usize) -> bool {
+        let idx = fd as usize;
+        let entries = self.entries.borrow();
+        entries.get(idx).is_some_and(|e| e.verified == addr)
+    }
+
+    /// Remembers that the socket object at `addr` is non-blocking.
+    pub(crate) fn set_verified(&self, fd: RawFd, addr: usize) {
+        self.with_entry(fd, |e| e.verified = addr);
+    }
+
+    /// Brings the kernel's interest in line for every dirty fd: at most one `epoll_ctl`
+    /// each, none when nothing changed in the end.
+    pub(crate) fn sync(&self) {
+        let mut dirty = std::mem::take(&mut *self.dirty.borrow_mut());
+        if dirty.is_empty() {
+            return;
+        }
+        let mut to_wake: Vec<Waker> = Vec::new();
+        {
+            let mut entries = self.entries.borrow_mut();
+            for &fd in &dirty {
+                let Some(e) = entries.get_mut(fd as usize) else {
+                    continue;
+                };
+                e.dirty = false;
+                let want = e.wanted();
+                if want == e.kernel {
+                    continue;
+                }
+                match self.change(fd, e.kernel, want) {
+                    Ok(()) => {
+                        e.kernel = want;
+                        if want == 0 {
+                            e.verified = 0;
+                        }
+                    }
+                    Err(err) => {
+                        e.kernel = 0;
+                        e.error = Some(err);
+                        for slot in [&mut e.reader, &mut e.writer] {
+                            if let Slot::Waker(w) = slot {
+                                to_wake.extend(w.take());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dirty.clear();
+        {
+            let mut d = self.dirty.borrow_mut();
+            if d.is_empty() {
+                *d = dirty;
+            }
+        }
+        for w in to_wake {
+            w.wake();
+        }
+    }
+
+    /// Waits for events (`None`: forever). Returns how many are in the buffer.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        let ms: libc::c_int = match timeout {
+            None => -1,
+            Some(d) if d.is_zero() => 0,
+            Some(d) => {
+                // Round up so a timer is never woken for early, capped to what int holds.
+                let ms = d.as_nanos().div_ceil(1_000_000);
+                ms.min(libc::c_int::MAX as u128) as libc::c_int
+            }
+        };
+        let mut events = self.events.borrow_mut();
+        events.clear();
+        let spare: &mut [MaybeUninit<libc::epoll_event>] = events.spare_capacity_mut();
+        // SAFETY: the buffer has room for `spare.len()` events, which is what we pass as
+        // maxevents; the kernel writes only initialised events into it.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                spare.as_mut_ptr().cast::<libc::epoll_event>(),
+                spare.len() as libc::c_int,
+                ms,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(err);
+        }
+        let n = n as usize;
+        // SAFETY: epoll_wait initialised the first `n` events.
+        unsafe { events.set_len(n) };
+        Ok(n)
+    }
+
+    /// Event `i` of the last wait: whether it is the notifier's, and what to fire.
+    /// No borrow is held when this returns, so the caller may run user code.
+    pub(crate) fn take_event(&self, i: usize) -> (bool, Option<Fire>, Option<Fire>) {
+        let ev = self.events.borrow()[i];
+        let (flags, key) = (ev.events, ev.u64);
+        if key == NOTIFY_KEY {
+            return (true, None, None);
+        }
+        let fd = key as RawFd;
+        // As selectors.EpollSelector: anything but EPOLLIN also means "writable", anything
+        // but EPOLLOUT also means "readable" (errors and hang-ups wake both sides).
+        let readable = flags & !(libc::EPOLLOUT as u32) != 0;
+        let writable = flags & !(libc::EPOLLIN as u32) != 0;
+        self.with_entry(fd, |e| {
+            let mut stale = false;
+            let r = if readable {
+                fire(&mut e.reader, &mut stale)
+            } else {
+                None
+            };
+            let w = if writable {
+                fire(&mut e.writer, &mut stale)
+            } else {
+                None
+            };
+            if stale {
+                self.mark_dirty(fd, e);
+            }
+            (false, r, w)
+        })
+    }
+
+    /// Drops every registration (loop close) and returns what they held, to be dropped
+    /// by the caller outside of any borrow.
+    pub(crate) fn clear(&self) -> Vec<(RawFd, u8)> {
+        let mut entries = std::mem::take(&mut *self.entries.borrow_mut());
+        self.dirty.borrow_mut().clear();
+        let mut out = Vec::new();
+        for (fd, e) in entries.iter_mut().enumerate() {
+            if e.kernel != 0 {
+                self.change(fd as RawFd, e.kernel, 0).ok();
+                out.push((fd as RawFd, e.kernel));
+            }
+            if let Slot::Callback(cb) = &e.reader {
+                cb.active.set(false);
+            }
+            if let Slot::Callback(cb) = &e.writer {
+                cb.active.set(false);
+            }
+        }
+        drop(entries);
+        out
+    }
+
+    /// Whether anything is registered for `fd` (tests and debugging).
+    pub(crate) fn interest(&self, fd: RawFd) -> (u8, u8) {
+        let entries = self.entries.borrow();
+        entries
+            .get(fd as usize)
+            .map_or((0, 0), |e| (e.wanted(), e.kernel))
+    }
+}
+
+fn fire(slot: &mut Slot, stale: &mut bool) -> Option<Fire> {
+    match slot {
+        Slot::Empty => {
+            *stale = true;
+            None
+        }
+        Slot::Callback(cb) => Some(Fire::Call(cb.clone())),
+        Slot::Waker(w) => w.take().map(Fire::Wake),
+    }
+}

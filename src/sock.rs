@@ -1,0 +1,635 @@
+//! The `sock_*` futures: asyncio's `loop.sock_recv` & co. as futures.
+//!
+//! Each one tries its system call at once and waits only on `WouldBlock`: it makes its task
+//! the reader (or writer) of the socket's fd and tries again when woken. Dropping the future
+//! removes that registration. The removal reaches epoll at the end of the loop iteration,
+//! so the next operation on the same socket in the same task step finds the fd still
+//! armed: a steady echo loop costs no `epoll_ctl` at all (see `selector.rs`).
+//!
+//! Sockets must be in non-blocking mode (asyncio raises `ValueError` otherwise); a blocking
+//! one is refused with `ErrorKind::InvalidInput`. `recv`/`send` also pass `MSG_DONTWAIT`, so
+//! not even a mistake can block the loop.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use socket2::{SockAddr, SockRef, Socket};
+
+use crate::event_loop::{Inner, current_rc, with_current};
+use crate::selector::{READ, WRITE};
+
+const RECV_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
+const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+
+fn blocking_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the socket must be non-blocking: call set_nonblocking(true) before using it with sock_* operations",
+    )
+}
+
+/// Refuses a socket in blocking mode. `addr` is the socket object's address: together with
+/// the fd it keys a cache, so that the check costs an `fcntl` once per socket, not per call.
+fn check_nonblocking(inner: &Inner, fd: RawFd, addr: usize) -> io::Result<()> {
+    if inner.selector.is_verified(fd, addr) {
+        return Ok(());
+    }
+    // SAFETY: F_GETFL only reads the flags of `fd`, which the caller borrows for the call.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        return Err(blocking_error());
+    }
+    inner.selector.set_verified(fd, addr);
+    Ok(())
+}
+
+fn check_first(fd: RawFd, addr: usize) -> io::Result<()> {
+    with_current(|inner| check_nonblocking(inner, fd, addr))
+        .expect("sock_* futures must be polled on a running tulip event loop")
+}
+
+/// A future's registration as the reader or writer of an fd; dropped, it unregisters.
+struct Waiter {
+    /// `Some` while registered.
+    lp: Option<Rc<Inner>>,
+    fd: RawFd,
+    dir: u8,
+    /// Whether the blocking-mode check passed.
+    checked: bool,
+}
+
+impl Waiter {
+    fn new(dir: u8) -> Waiter {
+        Waiter {
+            lp: None,
+            fd: -1,
+            dir,
+            checked: false,
+        }
+    }
+
+    /// Runs `op` until it completes, registering the task to be woken on `WouldBlock`.
+    #[inline]
+    fn poll_io<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        fd: RawFd,
+        addr: usize,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        if !self.checked {
+            if let Err(e) = check_first(fd, addr) {
+                return Poll::Ready(Err(e));
+            }
+            self.checked = true;
+        }
+        loop {
+            match op() {
+                Ok(v) => {
+                    self.unregister();
+                    return Poll::Ready(Ok(v));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return match self.register(cx, fd) {
+                        Ok(()) => Poll::Pending,
+                        Err(e) => Poll::Ready(Err(e)),
+                    };
+                }
+                Err(e) => {
+                    self.unregister();
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, cx: &mut Context<'_>, fd: RawFd) -> io::Result<()> {
+        if self.lp.is_none() {
+            self.lp = Some(
+                current_rc().expect("sock_* futures must be polled on a running tulip event loop"),
+            );
+            self.fd = fd;
+        }
+        let lp = self.lp.as_ref().expect("set above");
+        let r = lp.selector.register_waker(fd, self.dir, cx.waker());
+        if r.is_err() {
+            self.unregister();
+        }
+        r
+    }
+
+    fn unregister(&mut self) {
+        if let Some(lp) = self.lp.take() {
+            lp.selector.unregister_waker(self.fd, self.dir);
+        }
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+fn addr_of<S>(s: &S) -> usize {
+    std::ptr::from_ref(s) as usize
+}
+
+// ---- sock_recv ----------------------------------------------------------------------------
+
+/// Receives up to `n` bytes (asyncio's `loop.sock_recv`). An empty vector means the peer
+/// closed its side (EOF).
+///
+/// `sock` is any socket type: `TcpStream`, `UnixStream`, `UdpSocket`, `socket2::Socket`…,
+/// in non-blocking mode.
+///
+/// # Errors
+/// `InvalidInput` for a socket in blocking mode; otherwise what `recv` reports
+/// (`ConnectionReset`, …).
+pub fn sock_recv<S: AsFd>(sock: &S, n: usize) -> SockRecv<'_, S> {
+    SockRecv {
+        sock,
+        n,
+        buf: Vec::new(),
+        waiter: Waiter::new(READ),
+    }
+}
+
+/// The future of [`sock_recv`].
+///
+/// # Cancel safety
+/// Cancel-safe: no data is taken from the socket unless the future completes.
+#[must_use = "futures do nothing unless awaited"]
+pub struct SockRecv<'a, S> {
+    sock: &'a S,
+    n: usize,
+    buf: Vec<u8>,
+    waiter: Waiter,
+}
+
+impl<S: AsFd> Future for SockRecv<'_, S> {
+    type Output = io::Result<Vec<u8>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.buf.capacity() < this.n {
+            this.buf = Vec::with_capacity(this.n);
+        }
+        let sock = SockRef::from(this.sock);
+        let buf = &mut this.buf;
+        let n = this.n;
+        let r = this.waiter.poll_io(
+            cx,
+            this.sock.as_fd().as_raw_fd(),
+            addr_of(this.sock),
+            || sock.recv_with_flags(&mut buf.spare_capacity_mut()[..n], RECV_FLAGS),
+        );
+        r.map_ok(|got| {
+            // SAFETY: `recv` initialised the first `got` bytes of the spare capacity.
+            unsafe { this.buf.set_len(got) };
+            std::mem::take(&mut this.buf)
+        })
+    }
+}
+
+// ---- sock_recv_into -----------------------------------------------------------------------
+
+/// Receives into `buf`, returning how many bytes arrived (asyncio's `loop.sock_recv_into`).
+/// `0` means EOF (for a non-empty `buf`).
+///
+/// # Errors
+/// As [`sock_recv`].
+pub fn sock_recv_into<'a, S: AsFd>(sock: &'a S, buf: &'a mut [u8]) -> SockRecvInto<'a, S> {
+    SockRecvInto {
+        sock,
+        buf,
+        waiter: Waiter::new(READ),
+    }
+}
+
+/// The future of [`sock_recv_into`].
+///
+/// # Cancel safety
+/// Cancel-safe: no data is taken from the socket unless the future completes.
+#[must_use = "futures do nothing unless awaited"]
+pub struct SockRecvInto<'a, S> {
+    sock: &'a S,
+    buf: &'a mut [u8],
+    waiter: Waiter,
+}
+
+fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `recv` only writes initialised
+    // bytes into it, so the slice stays initialised.
+    unsafe { &mut *(std::ptr::from_mut(buf) as *mut [MaybeUninit<u8>]) }
+}
+
+impl<S: AsFd> Future for SockRecvInto<'_, S> {
+    type Output = io::Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let sock = SockRef::from(this.sock);
+        let buf = &mut *this.buf;
+        this.waiter.poll_io(
+            cx,
+            this.sock.as_fd().as_raw_fd(),
+            addr_of(this.sock),
+            || sock.recv_with_flags(as_uninit(buf), RECV_FLAGS),
+        )
+    }
+}
+
+// ---- sock_sendall -------------------------------------------------------------------------
+
+/// Sends all of `data` (asyncio's `loop.sock_sendall`), waiting for room as often as needed.
+///
+/// # Errors
+/// `InvalidInput` for a socket in blocking mode; otherwise what `send` reports
+/// (`BrokenPipe`, `ConnectionReset`, …). `SIGPIPE` is never raised.
+pub fn sock_sendall<'a, S: AsFd>(sock: &'a S, data: &'a [u8]) -> SockSendall<'a, S> {
+    SockSendall {
+        sock,
+        data,
+        pos: 0,
+        waiter: Waiter::new(WRITE),
+    }
+}
+
+/// The future of [`sock_sendall`].
+///
+/// # Cancel safety
+/// Not cancel-safe: if dropped before completion, an unknown prefix of the data may have
+/// been sent ([`sent`](SockSendall::sent) tells how much).
+#[must_use = "futures do nothing unless awaited"]
+pub struct SockSendall<'a, S> {
+    sock: &'a S,
+    data: &'a [u8],
+    pos: usize,
+    waiter: Waiter,
+}
+
+impl<S> SockSendall<'_, S> {
+    /// How many bytes were sent so far.
+    pub fn sent(&self) -> usize {
+        self.pos
+    }
+}
+
+impl<S: AsFd> Future for SockSendall<'_, S> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.pos >= this.data.len() {
+            return Poll::Ready(Ok(()));
+        }
+        let sock = SockRef::from(this.sock);
+        let data = this.data;
+        let pos = &mut this.pos;
+        this.waiter.poll_io(
+            cx,
+            this.sock.as_fd().as_raw_fd(),
+            addr_of(this.sock),
+            || loop {
+                let n = sock.send_with_flags(&data[*pos..], SEND_FLAGS)?;
+                *pos += n;
+                if *pos >= data.len() {
+                    return Ok(());
+                }
+            },
+        )
+    }
+}
+
+// ---- sock_connect -------------------------------------------------------------------------
+
+/// Connects `sock` to `addr` (asyncio's `loop.sock_connect`): a non-blocking `connect`,
+/// then, once the socket is writable, `SO_ERROR` tells how it went.
+///
+/// `addr` is anything that converts into a `socket2::SockAddr`: a `std::net::SocketAddr`,
+/// or `SockAddr::unix(path)?` for a Unix socket.
+///
+/// ```no_run
+/// # tulip::run(async {
+/// use socket2::{Domain, Socket, Type};
+/// let sock = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+/// sock.set_nonblocking(true)?;
+/// tulip::sock_connect(&sock, "127.0.0.1:8888".parse::<std::net::SocketAddr>().unwrap()).await?;
+/// let stream: std::net::TcpStream = sock.into();
+/// # std::io::Result::Ok(()) });
+/// ```
+///
+/// # Errors
+/// `InvalidInput` for a socket in blocking mode; `ConnectionRefused`, `TimedOut`,
+/// `HostUnreachable`… as the kernel reports.
+pub fn sock_connect(sock: &Socket, addr: impl Into<SockAddr>) -> SockConnect<'_> {
+    SockConnect {
+        sock,
+        addr: addr.into(),
+        started: false,
+        waiter: Waiter::new(WRITE),
+    }
+}
+
+/// The future of [`sock_connect`].
+///
+/// # Cancel safety
+/// Dropping it leaves the socket with a connection attempt in progress; close the socket.
+#[must_use = "futures do nothing unless awaited"]
+pub struct SockConnect<'a> {
+    sock: &'a Socket,
+    addr: SockAddr,
+    started: bool,
+    waiter: Waiter,
+}
+
+fn in_progress(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINPROGRESS) | Some(libc::EAGAIN) | Some(libc::EINTR)
+    )
+}
+
+impl Future for SockConnect<'_> {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let sock = this.sock;
+        let addr = &this.addr;
+        let started = &mut this.started;
+        let fd = sock.as_raw_fd();
+        this.waiter.poll_io(cx, fd, addr_of(sock), || {
+            if !*started {
+                *started = true;
+                return match sock.connect(addr) {
+                    Ok(()) => Ok(()),
+                    Err(e) if in_progress(&e) => Err(io::ErrorKind::WouldBlock.into()),
+                    Err(e) => Err(e),
+                };
+            }
+            if let Some(e) = sock.take_error()? {
+                return Err(e);
+            }
+            match sock.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+// ---- sock_accept --------------------------------------------------------------------------
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::net::TcpListener {}
+    impl Sealed for std::os::unix::net::UnixListener {}
+    impl Sealed for socket2::Socket {}
+    impl Sealed for std::net::UdpSocket {}
+    impl Sealed for std::os::unix::net::UnixDatagram {}
+}
+
+/// A listening socket type that [`sock_accept`] takes.
+pub trait Accept: AsFd + sealed::Sealed {
+    /// The accepted connection.
+    type Stream;
+    /// The peer's address.
+    type Addr;
+    /// One `accept`; the new connection is returned in non-blocking mode.
+    #[doc(hidden)]
+    fn accept_nonblocking(&self) -> io::Result<(Self::Stream, Self::Addr)>;
+}
+
+impl Accept for TcpListener {
+    type Stream = TcpStream;
+    type Addr = SocketAddr;
+    fn accept_nonblocking(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, a) = self.accept()?;
+        s.set_nonblocking(true)?;
+        Ok((s, a))
+    }
+}
+
+impl Accept for UnixListener {
+    type Stream = UnixStream;
+    type Addr = std::os::unix::net::SocketAddr;
+    fn accept_nonblocking(&self) -> io::Result<(UnixStream, Self::Addr)> {
+        let (s, a) = self.accept()?;
+        s.set_nonblocking(true)?;
+        Ok((s, a))
+    }
+}
+
+impl Accept for Socket {
+    type Stream = Socket;
+    type Addr = SockAddr;
+    fn accept_nonblocking(&self) -> io::Result<(Socket, SockAddr)> {
+        let (s, a) = self.accept()?;
+        s.set_nonblocking(true)?;
+        Ok((s, a))
+    }
+}
+
+/// Accepts one connection (asyncio's `loop.sock_accept`); the new socket is non-blocking.
+///
+/// # Errors
+/// `InvalidInput` for a listener in blocking mode; otherwise what `accept` reports
+/// (`EMFILE` when out of file descriptors, …).
+pub fn sock_accept<L: Accept>(listener: &L) -> SockAccept<'_, L> {
+    SockAccept {
+        listener,
+        waiter: Waiter::new(READ),
+    }
+}
+
+/// The future of [`sock_accept`].
+///
+/// # Cancel safety
+/// Cancel-safe: a connection is taken from the backlog only when the future completes.
+#[must_use = "futures do nothing unless awaited"]
+pub struct SockAccept<'a, L> {
+    listener: &'a L,
+    waiter: Waiter,
+}
+
+impl<L: Accept> Future for SockAccept<'_, L> {
+    type Output = io::Result<(L::Stream, L::Addr)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let l = this.listener;
+        this.waiter
+            .poll_io(cx, l.as_fd().as_raw_fd(), addr_of(l), || {
+                l.accept_nonblocking()
+            })
+    }
+}
+
+// ---- sock_recvfrom / sock_sendto ----------------------------------------------------------
+
+/// A datagram socket type that [`sock_recvfrom`] takes, with its address type.
+pub trait RecvFrom: AsFd + sealed::Sealed {
+    /// The sender's address.
+    type Addr;
+    /// Turns the kernel's address into `Addr`.
+    #[doc(hidden)]
+    fn convert(addr: SockAddr) -> io::Result<Self::Addr>;
+}
+
+impl RecvFrom for UdpSocket {
+    type Addr = SocketAddr;
+    fn convert(addr: SockAddr) -> io::Result<SocketAddr> {
+        addr.as_socket()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP address"))
+    }
+}
+
+impl RecvFrom for UnixDatagram {
+    type Addr = SockAddr;
+    fn convert(addr: SockAddr) -> io::Result<SockAddr> {
+        Ok(addr)
+    }
+}
+
+impl RecvFrom for Socket {
+    type Addr = SockAddr;
+    fn convert(addr: SockAddr) -> io::Result<SockAddr> {
+        Ok(addr)
+    }
+}
+
+/// Receives one datagram of up to `n` bytes and its sender (asyncio's
+/// `loop.sock_recvfrom`). A longer datagram is truncated to `n` bytes.
+///
+/// # Errors
+/// `InvalidInput` for a socket in blocking mode; otherwise what `recvfrom` reports.
+pub fn sock_recvfrom<S: RecvFrom>(sock: &S, n: usize) -> SockRecvFrom<'_, S> {
+    SockRecvFrom {
+        sock,
+        n,
+        waiter: Waiter::new(READ),
+    }
+}
+
+/// The future of [`sock_recvfrom`].
+///
+/// # Cancel safety
+/// Cancel-safe: no datagram is taken unless the future completes.
+#[must_use = "futures do nothing unless awaited"]
+pub struct SockRecvFrom<'a, S> {
+    sock: &'a S,
+    n: usize,
+    waiter: Waiter,
+}
+
+impl<S: RecvFrom> Future for SockRecvFrom<'_, S> {
+    type Output = io::Result<(Vec<u8>, S::Addr)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let sock = SockRef::from(this.sock);
+        let n = this.n;
+        let r = this.waiter.poll_io(
+            cx,
+            this.sock.as_fd().as_raw_fd(),
+            addr_of(this.sock),
+            || {
+                let mut buf = Vec::with_capacity(n);
+                let (got, addr) =
+                    sock.recv_from_with_flags(buf.spare_capacity_mut(), RECV_FLAGS)?;
+                // SAFETY: `recvfrom` initialised the first `got` bytes.
+                unsafe { buf.set_len(got) };
+                Ok((buf, addr))
+            },
+        );
+        match r {
+            Poll::Ready(Ok((buf, addr))) => Poll::Ready(S::convert(addr).map(|a| (buf, a))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Sends one datagram to `addr` (asyncio's `loop.sock_sendto`); returns the bytes sent.
+///
+/// # Errors
+/// `InvalidInput` for a socket in blocking mode; otherwise what `sendto` reports.
+pub fn sock_sendto<'a, S: AsFd>(
+    sock: &'a S,
+    data: &'a [u8],
+    addr: impl Into<SockAddr>,
+) -> SockSendTo<'a, S> {
+    SockSendTo {
+        sock,
+        data,
+        addr: addr.into(),
+        waiter: Waiter::new(WRITE),
+    }
+}
+
+/// The future of [`sock_sendto`].
+///
+/// # Cancel safety
+/// Cancel-safe: the datagram is sent whole or not at all.
+#[must_use = "futures do nothing unless awaited"]
+pub struct SockSendTo<'a, S> {
+    sock: &'a S,
+    data: &'a [u8],
+    addr: SockAddr,
+    waiter: Waiter,
+}
+
+impl<S: AsFd> Future for SockSendTo<'_, S> {
+    type Output = io::Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let sock = SockRef::from(this.sock);
+        let (data, addr) = (this.data, &this.addr);
+        this.waiter.poll_io(
+            cx,
+            this.sock.as_fd().as_raw_fd(),
+            addr_of(this.sock),
+            || sock.send_to_with_flags(data, addr, SEND_FLAGS),
+        )
+    }
+}
+
+macro_rules! debug_future {
+    ($($name:ident<$($lt:lifetime),* $(, $g:ident)?>),*) => {$(
+        impl<$($lt,)* $($g)?> fmt::Debug for $name<$($lt,)* $($g)?> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("waiting", &self.waiter.lp.is_some())
+                    .finish_non_exhaustive()
+            }
+        }
+    )*};
+}
+
+debug_future!(
+    SockRecv<'a, S>,
+    SockRecvInto<'a, S>,
+    SockSendall<'a, S>,
+    SockConnect<'a>,
+    SockAccept<'a, L>,
+    SockRecvFrom<'a, S>,
+    SockSendTo<'a, S>
+);

@@ -1,0 +1,297 @@
+//! Tasks on `async-task`: spawn, the `Task` handle, `yield_now`, and `run` (asyncio.run).
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::rc::Weak;
+use std::task::{Context, Poll};
+
+use crate::event_loop::{EventLoop, ExceptionContext, Inner, Ready, schedule, with_current};
+
+/// A panic caught inside a task, on its way to whoever awaits the task. If nobody takes it,
+/// dropping it reports it to the loop's exception handler ("never retrieved").
+pub(crate) struct TaskPanic {
+    payload: Option<Box<dyn Any + Send>>,
+    lp: Weak<Inner>,
+}
+
+impl TaskPanic {
+    fn take(mut self) -> Box<dyn Any + Send> {
+        self.payload
+            .take()
+            .unwrap_or_else(|| Box::new("task panicked"))
+    }
+}
+
+impl Drop for TaskPanic {
+    fn drop(&mut self) {
+        if let Some(p) = self.payload.take() {
+            let ctx = ExceptionContext::new("Task exception was never retrieved").with_panic(p);
+            match self.lp.upgrade() {
+                Some(inner) => inner.report(ctx),
+                None => log::error!("{ctx}"),
+            }
+        }
+    }
+}
+
+type Output<T> = Result<T, TaskPanic>;
+
+/// Removes the task from the loop's live-task registry when its future is dropped
+/// (finished, cancelled, or dropped at close).
+struct Registered {
+    lp: Weak<Inner>,
+    key: usize,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(inner) = self.lp.upgrade() {
+            if let Ok(mut tasks) = inner.tasks.try_borrow_mut() {
+                if tasks.contains(self.key) {
+                    drop(tasks.remove(self.key));
+                }
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future a task runs: the user's future, with panics caught.
+    struct TaskFuture<F> {
+        #[pin]
+        fut: F,
+        reg: Registered,
+    }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = Output<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let fut = this.fut;
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => Poll::Ready(Err(TaskPanic {
+                payload: Some(payload),
+                lp: this.reg.lp.clone(),
+            })),
+        }
+    }
+}
+
+pub(crate) fn spawn_on<F>(inner: &Inner, fut: F) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    inner.check_closed();
+    let remote = inner.remote.clone();
+    let (runnable, task) = {
+        let mut tasks = inner.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let key = entry.key();
+        let tf = TaskFuture {
+            fut,
+            reg: Registered {
+                lp: inner.this_weak(),
+                key,
+            },
+        };
+        let (runnable, task) = async_task::spawn_local(tf, move |r| schedule(&remote, r));
+        entry.insert(runnable.waker());
+        (runnable, task)
+    };
+    inner.ready.push(Ready::Runnable(runnable));
+    Task {
+        inner: Some(task.fallible()),
+    }
+}
+
+/// Spawns `fut` on the running loop (asyncio's `create_task`).
+///
+/// The future need not be `Send`; it runs on the loop's thread. Dropping the returned
+/// [`Task`] detaches it (it goes on running), as with tokio and asyncio.
+///
+/// # Panics
+/// If no loop is running on this thread.
+///
+/// ```
+/// tulip::run(async {
+///     let t = tulip::spawn(async { 6 * 7 });
+///     assert_eq!(t.await, 42);
+/// });
+/// ```
+pub fn spawn<F>(fut: F) -> Task<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let mut fut = Some(fut);
+    with_current(|inner| spawn_on(inner, fut.take().expect("spawned once")))
+        .expect("tulip::spawn called outside of a running event loop")
+}
+
+/// A spawned task (asyncio's `Task`): await it for its output.
+///
+/// - A panic inside the task is caught; awaiting the task resumes it in the awaiter
+///   (asyncio re-raises the exception). If the task is never awaited — detached, or
+///   dropped after it finished — the panic goes to the loop's exception handler.
+/// - Dropping a `Task` detaches it; [`cancel`](Task::cancel) cancels it: its future is
+///   dropped at its current await point (asyncio's `CancelledError`, which in Rust is the
+///   drop).
+/// - When the loop closes, the tasks still alive are cancelled.
+#[must_use = "a Task detaches when dropped; await it, or call .detach() to say so"]
+pub struct Task<T> {
+    inner: Option<async_task::FallibleTask<Output<T>>>,
+}
+
+impl<T> Task<T> {
+    /// Lets the task run on without a handle. Its panic, if any, goes to the exception
+    /// handler.
+    pub fn detach(mut self) {
+        if let Some(t) = self.inner.take() {
+            t.detach();
+        }
+    }
+
+    /// Cancels the task: its future is dropped at the point where it waits. The returned
+    /// future resolves to the output if the task had finished before, else `None`. The task
+    /// is cancelled even if the returned future is dropped without being awaited.
+    pub fn cancel(mut self) -> CancelTask<T>
+    where
+        T: 'static,
+    {
+        let t = self.inner.take().expect("Task already completed");
+        CancelTask {
+            fut: Box::pin(t.cancel()),
+        }
+    }
+
+    /// Whether the task has finished (or was cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.inner.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+fn unwrap_output<T>(out: Output<T>) -> T {
+    match out {
+        Ok(v) => v,
+        Err(p) => resume_unwind(p.take()),
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let t = self.inner.as_mut().expect("Task polled after it completed");
+        match Pin::new(t).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(out) => {
+                self.inner = None;
+                match out {
+                    Some(out) => Poll::Ready(unwrap_output(out)),
+                    None => panic!("the task was cancelled before it finished"),
+                }
+            }
+        }
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        if let Some(t) = self.inner.take() {
+            t.detach();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Task<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+/// The future of [`Task::cancel`].
+///
+/// # Cancel safety
+/// Dropping it still cancels the task; only the output of a task that had already finished
+/// is lost.
+#[must_use = "the task is cancelled either way; await this to wait until it is gone"]
+pub struct CancelTask<T> {
+    fut: Pin<Box<dyn Future<Output = Option<Output<T>>>>>,
+}
+
+impl<T> Future for CancelTask<T> {
+    type Output = Option<T>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.fut.as_mut().poll(cx).map(|o| o.map(unwrap_output))
+    }
+}
+
+impl<T> fmt::Debug for CancelTask<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelTask").finish_non_exhaustive()
+    }
+}
+
+/// Yields to the loop once: the task goes to the back of the ready queue and runs again in
+/// the next iteration, after I/O is polled (asyncio's `await asyncio.sleep(0)`).
+pub fn yield_now() -> YieldNow {
+    YieldNow { yielded: false }
+}
+
+/// The future of [`yield_now`].
+///
+/// # Cancel safety
+/// Cancel-safe: it holds nothing.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Runs `fut` on a new loop and closes it (asyncio's `asyncio.run`): a new
+/// [`EventLoop`], `run_until_complete(fut)`, then `close()`, which cancels the tasks still
+/// alive. A panic in `fut` unwinds out of `run` after the loop is closed.
+///
+/// # Panics
+/// If the loop cannot be created (no file descriptors left), or if another loop is running
+/// on this thread.
+///
+/// ```
+/// let v = tulip::run(async { 1 + 1 });
+/// assert_eq!(v, 2);
+/// ```
+pub fn run<F: Future>(fut: F) -> F::Output {
+    struct CloseOnDrop(EventLoop);
+    impl Drop for CloseOnDrop {
+        fn drop(&mut self) {
+            if !self.0.is_running() {
+                self.0.close();
+            }
+        }
+    }
+    let lp = EventLoop::new().expect("tulip::run: cannot create the event loop");
+    let guard = CloseOnDrop(lp);
+    guard.0.run_until_complete(fut)
+}

@@ -1,0 +1,163 @@
+//! `sleep`, `sleep_until`, `timeout` and `timeout_at` on the loop's timer heap.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::error::TimeoutError;
+use crate::event_loop::{TimerHandle, WakerCallback, with_current};
+
+/// Waits for `duration` (asyncio's `asyncio.sleep`).
+///
+/// A zero or past deadline completes at once, without yielding; use
+/// [`yield_now`](crate::yield_now) to yield.
+///
+/// # Panics
+/// When polled outside of a running loop.
+///
+/// ```
+/// # tulip::run(async {
+/// let t0 = std::time::Instant::now();
+/// tulip::sleep(std::time::Duration::from_millis(20)).await;
+/// assert!(t0.elapsed() >= std::time::Duration::from_millis(20));
+/// # });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(Instant::now() + duration)
+}
+
+/// Waits until `deadline`.
+///
+/// # Panics
+/// When polled outside of a running loop.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        timer: None,
+    }
+}
+
+/// The future of [`sleep`] and [`sleep_until`].
+///
+/// # Cancel safety
+/// Cancel-safe: dropping it cancels its timer.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Sleep {
+    deadline: Instant,
+    timer: Option<(TimerHandle, Rc<WakerCallback>)>,
+}
+
+impl Sleep {
+    /// When the sleep ends.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some((_, cb)) = &self.timer {
+            if cb.fired() {
+                return Poll::Ready(());
+            }
+            cb.set_waker(cx.waker());
+            return Poll::Pending;
+        }
+        if self.deadline <= Instant::now() {
+            return Poll::Ready(());
+        }
+        let cb = WakerCallback::new(cx.waker().clone());
+        let deadline = self.deadline;
+        let handle = with_current(|inner| inner.call_at(deadline, cb.clone()))
+            .expect("tulip::sleep polled outside of a running event loop");
+        self.timer = Some((handle, cb));
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some((h, _)) = &self.timer {
+            h.cancel();
+        }
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+/// Runs `fut` for at most `duration` (asyncio's `wait_for` / `asyncio.timeout`).
+///
+/// On expiry the inner future is dropped — cancelled — at once and the result is
+/// `Err(TimeoutError)`, which converts into an `io::Error` of kind `TimedOut`.
+///
+/// ```
+/// # tulip::run(async {
+/// use std::time::Duration;
+/// let r = tulip::timeout(Duration::from_millis(10), tulip::sleep(Duration::from_secs(10))).await;
+/// assert!(r.is_err());
+/// let r = tulip::timeout(Duration::from_secs(10), async { 5 }).await;
+/// assert_eq!(r, Ok(5));
+/// # });
+/// ```
+pub fn timeout<F: Future>(duration: Duration, fut: F) -> Timeout<F> {
+    timeout_at(Instant::now() + duration, fut)
+}
+
+/// Runs `fut` until `deadline` at most; see [`timeout`].
+pub fn timeout_at<F: Future>(deadline: Instant, fut: F) -> Timeout<F> {
+    Timeout {
+        fut: Some(fut),
+        sleep: sleep_until(deadline),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`timeout`] and [`timeout_at`].
+    ///
+    /// # Cancel safety
+    /// As cancel-safe as the inner future.
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Timeout<F> {
+        #[pin]
+        fut: Option<F>,
+        sleep: Sleep,
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, TimeoutError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(TimeoutError::new()));
+        };
+        if let Poll::Ready(v) = fut.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if Pin::new(&mut *this.sleep).poll(cx).is_ready() {
+            this.fut.set(None);
+            return Poll::Ready(Err(TimeoutError::new()));
+        }
+        Poll::Pending
+    }
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("deadline", &self.sleep.deadline)
+            .finish_non_exhaustive()
+    }
+}
