@@ -34,7 +34,9 @@ struct Shared<T> {
 /// [`set_result`](LoopFuture::set_result), and await another. Awaiting yields
 /// `io::Result<T>`: the result, the error given to
 /// [`set_exception`](LoopFuture::set_exception), or a [`Cancelled`] error. The value is
-/// moved out to the first awaiter that sees it; a second awaiter gets an error.
+/// moved out to the first awaiter that sees it; a second awaiter gets an error. Done
+/// callbacks are scheduled before awaiters are woken, so they run first and can still read
+/// a cloneable result with [`result`](LoopFuture::result).
 ///
 /// ```
 /// use std::time::Duration;
@@ -79,16 +81,18 @@ impl<T: 'static> LoopFuture<T> {
             );
             *st = new;
         }
-        let wakers = std::mem::take(&mut *self.shared.wakers.borrow_mut());
-        for w in wakers {
-            w.wake();
-        }
+        // Done callbacks are scheduled before the awaiters are woken, so they run first and
+        // still see the result (the awaiter moves it out).
         let callbacks = std::mem::take(&mut *self.shared.callbacks.borrow_mut());
         if !callbacks.is_empty() && !self.shared.lp.is_closed() {
             for cb in callbacks {
                 let me = self.clone();
                 self.shared.lp.call_soon(move || cb(&me));
             }
+        }
+        let wakers = std::mem::take(&mut *self.shared.wakers.borrow_mut());
+        for w in wakers {
+            w.wake();
         }
     }
 

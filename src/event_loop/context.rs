@@ -83,12 +83,6 @@ pub(crate) fn current_rc() -> Option<Rc<Inner>> {
     })
 }
 
-/// Whether the loop with `id` runs on this thread right now.
-#[inline]
-pub(crate) fn is_current(id: u64) -> bool {
-    with_current(|inner| inner.id == id).unwrap_or(false)
-}
-
 /// A task's schedule function: straight onto the ready queue when woken on the loop's own
 /// thread while it runs, else through the inbox (which wakes the selector).
 pub(crate) fn schedule(remote: &Remote, runnable: Runnable) {

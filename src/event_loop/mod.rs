@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-pub(crate) use context::{Enter, current_rc, is_current, schedule, with_current};
+pub(crate) use context::{Enter, current_rc, schedule, with_current};
 pub use context::{get_running_loop, try_get_running_loop};
 pub use exception::ExceptionContext;
 pub(crate) use handle::{Callback, FnCallback, WakerCallback};
@@ -128,8 +128,19 @@ impl Wake for MainWaker {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::AcqRel) && !is_current(self.remote.loop_id) {
-            self.remote.notify();
+        if self.woken.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let local = with_current(|inner| {
+            let here = inner.id == self.remote.loop_id;
+            if here {
+                inner.ready.push(Ready::Main);
+            }
+            here
+        });
+        if local != Some(true) {
+            // Closed loop: nothing will poll the future again anyway.
+            let _ = self.remote.push(RemoteItem::Main);
         }
     }
 }
@@ -194,16 +205,22 @@ impl EventLoop {
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
         let mut fut = pin!(fut);
+        let out = Cell::new(None);
+        let mut poll_main = || {
+            main.woken.store(false, Ordering::Release);
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                out.set(Some(v));
+            }
+        };
+        inner.ready.push(Ready::Main);
         loop {
-            if main.woken.swap(false, Ordering::AcqRel) {
-                if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                    return v;
-                }
+            inner.run_once(Some(&mut poll_main));
+            if let Some(v) = out.take() {
+                return v;
             }
             if inner.stopping.get() {
                 panic!("event loop stopped before the future completed");
             }
-            inner.run_once(main.woken.load(Ordering::Acquire));
         }
     }
 
@@ -222,7 +239,7 @@ impl EventLoop {
         inner.running.set(true);
         let _running = RunningGuard(inner);
         loop {
-            inner.run_once(false);
+            inner.run_once(None);
             if inner.stopping.get() {
                 break;
             }
@@ -488,19 +505,21 @@ impl Inner {
             self.ready.push(match item {
                 RemoteItem::Callback(f) => Ready::Remote(f),
                 RemoteItem::Runnable(r) => Ready::Runnable(r),
+                RemoteItem::Main => Ready::Main,
             });
         }
         *self.inbox_buf.borrow_mut() = buf;
     }
 
-    /// One iteration (asyncio's `_run_once`). `extra_ready`: the main future was woken.
-    fn run_once(&self, extra_ready: bool) {
+    /// One iteration (asyncio's `_run_once`). `main` polls the future of
+    /// `run_until_complete`, if one is being run.
+    fn run_once(&self, mut main: Option<&mut dyn FnMut()>) {
         self.selector.sync();
         if self.remote.has_pending() {
             self.drain_inbox();
         }
         let next = self.timers.borrow_mut().next_deadline();
-        let timeout = if extra_ready || self.stopping.get() || !self.ready.is_empty() {
+        let timeout = if self.stopping.get() || !self.ready.is_empty() {
             Some(Duration::ZERO)
         } else {
             next.map(|when| when.saturating_duration_since(Instant::now()))
@@ -538,6 +557,13 @@ impl Inner {
         let debug = self.debug.get();
         for _ in 0..ntodo {
             let Some(item) = self.ready.pop() else { break };
+            if let Ready::Main = item {
+                // Not caught: a panic in the main future unwinds out of run_until_complete.
+                if let Some(poll_main) = main.as_mut() {
+                    poll_main();
+                }
+                continue;
+            }
             if debug {
                 let what = describe(&item);
                 let t0 = Instant::now();
@@ -561,6 +587,7 @@ impl Inner {
             Ready::Callback(cb) => cb.run(),
             Ready::Io(cb) => cb.run(),
             Ready::Remote(f) => f(),
+            Ready::Main => {}
         }));
         if let Err(p) = r {
             self.report(ExceptionContext::new("Exception in callback").with_panic(p));
@@ -622,5 +649,6 @@ fn describe(item: &Ready) -> &'static str {
         Ready::Io(_) => "reader/writer callback",
         Ready::Runnable(_) => "task step",
         Ready::Remote(_) => "threadsafe callback",
+        Ready::Main => "main future",
     }
 }

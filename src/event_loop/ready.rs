@@ -19,6 +19,9 @@ pub(crate) enum Ready {
     Runnable(Runnable),
     /// A `call_soon_threadsafe` callback.
     Remote(Box<dyn FnOnce() + Send>),
+    /// The future of `run_until_complete` was woken: poll it (it is polled in queue order,
+    /// like a task's step, but lives on the caller's stack).
+    Main,
 }
 
 /// The ready queue. Borrowed only to push or pop, never while a callback runs.

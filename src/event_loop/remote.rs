@@ -13,6 +13,8 @@ use async_task::Runnable;
 pub(crate) enum RemoteItem {
     Callback(Box<dyn FnOnce() + Send>),
     Runnable(Runnable),
+    /// The main future of `run_until_complete` was woken.
+    Main,
 }
 
 /// Shared between the loop and every `LoopHandle`, task waker and main-future waker.
