@@ -14,6 +14,17 @@
 //! the `sock_*` futures defer theirs to the end of the iteration, so that an operation that
 //! finishes and the next one on the same socket, in the same task step, cost no
 //! `epoll_ctl` at all.
+//!
+//! # The reused-fd hazard
+//! Between two operations the user may close the socket and open another that gets the same
+//! fd number; epoll forgets a closed fd by itself, so our record that the number is armed
+//! would then be wrong and the new socket's waiter would never be woken. So a waiter that
+//! re-arms a lingering interest without a system call makes the fd a *suspect*: an event
+//! for it clears the suspicion (the kernel evidently watches it), and a suspect that sees no
+//! event for [`VERIFY_AFTER`] is re-armed with a real `EPOLL_CTL_MOD` (which turns into an
+//! `ADD` if the kernel had forgotten it). The loop caps its wait while there are suspects.
+//! A busy connection never pays for this; an idle one pays one `epoll_ctl` per message; a
+//! reused fd costs a delay of at most `VERIFY_AFTER`, never a hang.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -22,7 +33,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::Waker;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The epoll key of the thread-safe notifier (the self-pipe).
 pub(crate) const NOTIFY_KEY: u64 = u64::MAX;
@@ -32,6 +43,10 @@ pub(crate) const READ: u8 = 1;
 pub(crate) const WRITE: u8 = 2;
 
 const EVENTS_CAPACITY: usize = 1024;
+
+/// How long a suspect (see the module docs) may go without an event before it is re-armed
+/// with a system call.
+pub(crate) const VERIFY_AFTER: Duration = Duration::from_millis(2);
 
 /// A reader or writer callback registered with `add_reader`/`add_writer`. It runs every
 /// time the fd is ready (level-triggered) until removed; `active` turns false on removal so
@@ -79,6 +94,8 @@ struct Entry {
     /// Address of the socket object last checked to be non-blocking through this fd (a cache
     /// that saves an `fcntl` per operation).
     verified: usize,
+    /// Re-armed without a system call and not yet confirmed by an event (module docs).
+    suspect: bool,
 }
 
 impl Entry {
@@ -100,6 +117,8 @@ pub(crate) struct Selector {
     entries: RefCell<Vec<Entry>>,
     dirty: RefCell<Vec<RawFd>>,
     events: RefCell<Vec<libc::epoll_event>>,
+    /// Suspect fds, with the time they were first seen as suspects by `check_suspects`.
+    suspects: RefCell<Vec<(RawFd, Option<Instant>)>>,
 }
 
 impl fmt::Debug for Selector {
@@ -140,6 +159,7 @@ impl Selector {
             entries: RefCell::new(Vec::new()),
             dirty: RefCell::new(Vec::new()),
             events: RefCell::new(Vec::with_capacity(EVENTS_CAPACITY)),
+            suspects: RefCell::new(Vec::new()),
         })
     }
 
@@ -278,6 +298,10 @@ impl Selector {
             };
             if e.kernel & dir == 0 {
                 self.mark_dirty(fd, e);
+            } else if matches!(old, Slot::Empty) && !e.suspect {
+                // Re-armed for free: the fd may have been closed and reused meanwhile.
+                e.suspect = true;
+                self.suspects.borrow_mut().push((fd, None));
             }
             Ok(Some(old))
         })?;
@@ -317,6 +341,64 @@ impl Selector {
     /// Remembers that the socket object at `addr` is non-blocking.
     pub(crate) fn set_verified(&self, fd: RawFd, addr: usize) {
         self.with_entry(fd, |e| e.verified = addr);
+    }
+
+    /// Re-arms, with a real `epoll_ctl`, the suspects that went [`VERIFY_AFTER`] without
+    /// an event; returns how long the loop may wait before the next one is due, if any.
+    pub(crate) fn check_suspects(&self, now: Instant) -> Option<Duration> {
+        let mut suspects = self.suspects.borrow_mut();
+        if suspects.is_empty() {
+            return None;
+        }
+        let mut entries = self.entries.borrow_mut();
+        let mut next: Option<Duration> = None;
+        let mut to_wake: Vec<Waker> = Vec::new();
+        suspects.retain_mut(|(fd, since)| {
+            let Some(e) = entries.get_mut(*fd as usize) else {
+                return false;
+            };
+            if !e.suspect || e.kernel == 0 {
+                e.suspect = false;
+                return false;
+            }
+            let since = *since.get_or_insert(now);
+            let age = now.saturating_duration_since(since);
+            if age < VERIFY_AFTER {
+                let left = VERIFY_AFTER - age;
+                next = Some(next.map_or(left, |n| n.min(left)));
+                return true;
+            }
+            e.suspect = false;
+            let want = e.wanted();
+            if want != 0 {
+                // MOD, or ADD if the kernel forgot the fd (closed and reused).
+                match self.change(*fd, e.kernel, want) {
+                    Ok(()) => e.kernel = want,
+                    Err(err) => {
+                        e.kernel = 0;
+                        e.error = Some(err);
+                        for slot in [&mut e.reader, &mut e.writer] {
+                            if let Slot::Waker(w) = slot {
+                                to_wake.extend(w.take());
+                            }
+                        }
+                    }
+                }
+            }
+            false
+        });
+        drop(entries);
+        drop(suspects);
+        for w in to_wake {
+            w.wake();
+        }
+        next
+    }
+
+    /// Whether some fd is a suspect (see the module docs).
+    #[inline]
+    pub(crate) fn has_suspects(&self) -> bool {
+        !self.suspects.borrow().is_empty()
     }
 
     /// Brings the kernel's interest in line for every dirty fd: at most one `epoll_ctl`
@@ -420,6 +502,7 @@ impl Selector {
         let readable = flags & !(libc::EPOLLOUT as u32) != 0;
         let writable = flags & !(libc::EPOLLIN as u32) != 0;
         self.with_entry(fd, |e| {
+            e.suspect = false;
             let mut stale = false;
             let r = if readable {
                 fire(&mut e.reader, &mut stale)
@@ -443,6 +526,7 @@ impl Selector {
     pub(crate) fn clear(&self) -> Vec<(RawFd, u8)> {
         let mut entries = std::mem::take(&mut *self.entries.borrow_mut());
         self.dirty.borrow_mut().clear();
+        self.suspects.borrow_mut().clear();
         let mut out = Vec::new();
         for (fd, e) in entries.iter_mut().enumerate() {
             if e.kernel != 0 {

@@ -55,7 +55,10 @@ fn a_panic_in_a_task_reaches_its_awaiter() {
             tulip::yield_now().await;
             panic!("task failed");
         });
-        let outer = tulip::spawn(async move { t.await });
+        let outer = tulip::spawn(async move {
+            tulip::yield_now().await;
+            t.await
+        });
         // The awaiting task panics in turn; awaiting it from here resumes the same panic.
         let caught = std::panic::AssertUnwindSafe(outer);
         let r = futures_lite::FutureExt::catch_unwind(caught).await;

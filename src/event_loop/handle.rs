@@ -42,7 +42,7 @@ pub(crate) struct FnCallback<F> {
 }
 
 impl<F: FnOnce() + 'static> FnCallback<F> {
-    pub(crate) fn new(f: F) -> Rc<dyn Callback> {
+    pub(crate) fn new_rc(f: F) -> Rc<dyn Callback> {
         Rc::new(FnCallback {
             state: Cell::new(0),
             f: Cell::new(Some(f)),

@@ -294,7 +294,7 @@ impl EventLoop {
     /// If the loop is closed.
     pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Handle {
         self.inner.check_closed();
-        let cb = FnCallback::new(f);
+        let cb = FnCallback::new_rc(f);
         self.inner.ready.push(Ready::Callback(cb.clone()));
         Handle { cb }
     }
@@ -313,7 +313,7 @@ impl EventLoop {
     /// # Panics
     /// If the loop is closed.
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> TimerHandle {
-        self.inner.call_at(when, FnCallback::new(f))
+        self.inner.call_at(when, FnCallback::new_rc(f))
     }
 
     /// A thread-safe handle for `call_soon_threadsafe`.
@@ -519,11 +519,16 @@ impl Inner {
             self.drain_inbox();
         }
         let next = self.timers.borrow_mut().next_deadline();
-        let timeout = if self.stopping.get() || !self.ready.is_empty() {
+        let mut timeout = if self.stopping.get() || !self.ready.is_empty() {
             Some(Duration::ZERO)
         } else {
             next.map(|when| when.saturating_duration_since(Instant::now()))
         };
+        if self.selector.has_suspects() {
+            if let Some(cap) = self.selector.check_suspects(Instant::now()) {
+                timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
+            }
+        }
         let n = match self.selector.wait(timeout) {
             Ok(n) => n,
             Err(e) => {

@@ -143,7 +143,7 @@ mod tests {
 
     fn recorder(log: &Rc<RefCell<Vec<u32>>>, n: u32) -> Rc<dyn Callback> {
         let log = log.clone();
-        FnCallback::new(move || log.borrow_mut().push(n))
+        FnCallback::new_rc(move || log.borrow_mut().push(n))
     }
 
     #[test]

@@ -1,0 +1,2 @@
+#[tulip::main(flavor = "current_thread")]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[tulip::main]
+const async fn main() {}

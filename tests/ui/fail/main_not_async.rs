@@ -1,0 +1,2 @@
+#[tulip::main]
+fn main() {}

@@ -1,0 +1,8 @@
+#[tulip::main]
+struct Server {
+    port: u16,
+}
+
+fn main() {
+    let _ = Server { port: 80 }.port;
+}

@@ -1,0 +1,4 @@
+#[tulip::main]
+async fn main(port: u16, host: &str) {
+    println!("{host}:{port}");
+}

@@ -1,0 +1,4 @@
+#[tulip::test(start_paused)]
+async fn attr_args() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[tulip::test]
+fn not_async() {}
+
+fn main() {}

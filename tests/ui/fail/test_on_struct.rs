@@ -1,0 +1,4 @@
+#[tulip::test]
+struct NotATest;
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[tulip::test]
+#[test]
+async fn twice() {}
+
+fn main() {}
