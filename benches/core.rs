@@ -1,19 +1,24 @@
-//! Core micro-benchmarks: tulip against tokio's current-thread runtime (with a `LocalSet`) and
-//! async-executor's `LocalExecutor`, in one process.
+//! Core micro-benchmarks: tulip against tokio's current-thread runtime (`enable_all`, tasks on
+//! a `LocalSet`) and async-executor's `LocalExecutor` (driven by `futures_lite::future::block_on`),
+//! in one process.
 //!
 //! Rows: spawn + await of an empty task, a local wake ping-pong between two tasks, a wake from
 //! another OS thread, 100k timers with half cancelled (callbacks, bare `Sleep` futures and
 //! sleeping tasks), and `call_soon` throughput (tulip only).
 //!
 //! Every runtime runs the same workload with the same hand-written wake primitives, so only the
-//! executor differs. Each row runs every runtime `REPS` times, interleaved (A B C A B C …), and
-//! prints the median nanoseconds per operation and the ratios tulip / peer (below 1.0 means
-//! tulip is faster).
+//! executor differs. Each row runs every runtime 7 times (3 with `--quick`), interleaved
+//! (A B C A B C …), after one smaller warm-up run each, and prints the median nanoseconds per
+//! operation and the median of the paired ratios tulip / peer (below 1.0: tulip is faster).
 //!
 //! ```text
-//! cargo bench --bench core            # full run (well under a minute)
-//! cargo bench --bench core -- --quick # CI smoke run
+//! cargo bench --bench core                        # full run (about 10 s)
+//! cargo bench --bench core -- --quick             # CI smoke run (about 1 s)
+//! cargo bench --bench core -- --reps=1 --only=tulip pingpong   # e.g. under callgrind
 //! ```
+//!
+//! Row ids for selection: `spawn`, `pingpong`, `xthread`, `call_later`, `sleep`, `sleep_tasks`,
+//! `call_soon`; `--only=` takes `tulip`, `tokio` or `async-executor`.
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -125,9 +130,18 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Timer `i`'s delay: 1..=10 ms, in a scrambled order.
-fn delay(i: usize) -> Duration {
-    Duration::from_micros(1_000 + (i as u64 * 7_919) % 9_001)
+/// Timer `i` of `n`'s delay: `n` µs (100 ms for 100k timers, longer than it takes any runtime
+/// here to schedule them all, so none fires before the cancellations) plus 1..=10 ms spread in a
+/// scrambled order.
+fn delay(i: usize, n: usize) -> Duration {
+    Duration::from_micros(n as u64 + 1_000 + (i as u64 * 7_919) % 9_001)
+}
+
+/// Warns if a timer fired before the cancellations (the base delay was too short).
+fn check_none_fired(fired: usize) {
+    if fired > 0 {
+        eprintln!("warning: {fired} timers fired before the cancellations; the row is skewed");
+    }
 }
 
 /// How many of `n` timers survive when every odd one is cancelled.
@@ -309,7 +323,7 @@ fn timers_call_later_tulip(n: usize) -> Duration {
             let handles: Vec<tulip::TimerHandle> = (0..n)
                 .map(|i| {
                     let (fired, done) = (fired.clone(), done.clone());
-                    lp.call_later(delay(i), move || {
+                    lp.call_later(delay(i, n), move || {
                         let v = fired.get() + 1;
                         fired.set(v);
                         if v == target {
@@ -344,7 +358,7 @@ async fn bare_sleeps<S: Future<Output = ()>>(n: usize, mk: impl Fn(Duration) -> 
         let w = Waker::from(cw.clone());
         let mut tcx = Context::from_waker(&w);
         for i in 0..n {
-            let mut s = Box::pin(mk(delay(i)));
+            let mut s = Box::pin(mk(delay(i, n)));
             if s.as_mut().poll(&mut tcx).is_ready() {
                 // Only if the thread was descheduled for over a millisecond: count it.
                 if i % 2 == 0 {
@@ -423,9 +437,10 @@ fn sleep_tasks_tulip(n: usize) -> Duration {
         let st = SleeperState::default();
         let t0 = thread_cpu();
         let tasks: Vec<tulip::Task<()>> = (0..n)
-            .map(|i| tulip::spawn(st.task(n, tulip::sleep(delay(i)))))
+            .map(|i| tulip::spawn(st.task(n, tulip::sleep(delay(i, n)))))
             .collect();
         st.all_started.wait().await;
+        check_none_fired(st.fired.get());
         for (i, t) in tasks.into_iter().enumerate() {
             if i % 2 == 1 {
                 drop(t.cancel());
@@ -444,9 +459,10 @@ fn sleep_tasks_tokio(n: usize) -> Duration {
         let st = SleeperState::default();
         let t0 = thread_cpu();
         let tasks: Vec<tokio::task::JoinHandle<()>> = (0..n)
-            .map(|i| tokio::task::spawn_local(st.task(n, tokio::time::sleep(delay(i)))))
+            .map(|i| tokio::task::spawn_local(st.task(n, tokio::time::sleep(delay(i, n)))))
             .collect();
         st.all_started.wait().await;
+        check_none_fired(st.fired.get());
         for (i, t) in tasks.into_iter().enumerate() {
             if i % 2 == 1 {
                 t.abort();
@@ -683,7 +699,8 @@ fn main() {
     println!();
     println!(
         "¹ timer rows: CPU time of the loop thread per timer scheduled (half of them cancelled), \
-         delays spread over 1–10 ms; the wall-clock wait for the deadlines is excluded. \
+         delays of N µs + 1–10 ms (scrambled), so every cancellation hits a pending timer; the \
+         wall-clock wait for the deadlines is excluded. \
          async-executor: n/a (async-io's Timer is not in the dependency tree). Both timer rows \
          use the same tokio workload (boxed `tokio::time::sleep` futures polled once, odd ones \
          dropped); tokio has no `call_later`."

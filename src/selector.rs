@@ -96,6 +96,10 @@ struct Entry {
     verified: usize,
     /// Re-armed without a system call and not yet confirmed by an event (module docs).
     suspect: bool,
+    /// When `check_suspects` first saw the current suspicion.
+    suspect_since: Option<Instant>,
+    /// Whether the fd is in `Selector::suspects`.
+    listed: bool,
 }
 
 impl Entry {
@@ -117,8 +121,8 @@ pub(crate) struct Selector {
     entries: RefCell<Vec<Entry>>,
     dirty: RefCell<Vec<RawFd>>,
     events: RefCell<Vec<libc::epoll_event>>,
-    /// Suspect fds, with the time they were first seen as suspects by `check_suspects`.
-    suspects: RefCell<Vec<(RawFd, Option<Instant>)>>,
+    /// Suspect fds (see the module docs).
+    suspects: RefCell<Vec<RawFd>>,
 }
 
 impl fmt::Debug for Selector {
@@ -301,7 +305,11 @@ impl Selector {
             } else if matches!(old, Slot::Empty) && !e.suspect {
                 // Re-armed for free: the fd may have been closed and reused meanwhile.
                 e.suspect = true;
-                self.suspects.borrow_mut().push((fd, None));
+                e.suspect_since = None;
+                if !e.listed {
+                    e.listed = true;
+                    self.suspects.borrow_mut().push(fd);
+                }
             }
             Ok(Some(old))
         })?;
@@ -353,15 +361,16 @@ impl Selector {
         let mut entries = self.entries.borrow_mut();
         let mut next: Option<Duration> = None;
         let mut to_wake: Vec<Waker> = Vec::new();
-        suspects.retain_mut(|(fd, since)| {
-            let Some(e) = entries.get_mut(*fd as usize) else {
+        suspects.retain(|&fd| {
+            let Some(e) = entries.get_mut(fd as usize) else {
                 return false;
             };
             if !e.suspect || e.kernel == 0 {
                 e.suspect = false;
+                e.listed = false;
                 return false;
             }
-            let since = *since.get_or_insert(now);
+            let since = *e.suspect_since.get_or_insert(now);
             let age = now.saturating_duration_since(since);
             if age < VERIFY_AFTER {
                 let left = VERIFY_AFTER - age;
@@ -369,10 +378,11 @@ impl Selector {
                 return true;
             }
             e.suspect = false;
+            e.listed = false;
             let want = e.wanted();
             if want != 0 {
                 // MOD, or ADD if the kernel forgot the fd (closed and reused).
-                match self.change(*fd, e.kernel, want) {
+                match self.change(fd, e.kernel, want) {
                     Ok(()) => e.kernel = want,
                     Err(err) => {
                         e.kernel = 0;
