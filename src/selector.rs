@@ -103,6 +103,18 @@ struct Entry {
 }
 
 impl Entry {
+    /// Records an `epoll_ctl` failure for the waiting futures and takes their wakers, so
+    /// that they wake, try again and see the error.
+    fn fail(&mut self, err: io::Error, to_wake: &mut Vec<Waker>) {
+        self.kernel = 0;
+        self.error = Some(err);
+        for slot in [&mut self.reader, &mut self.writer] {
+            if let Slot::Waker(w) = slot {
+                to_wake.extend(w.take());
+            }
+        }
+    }
+
     fn wanted(&self) -> u8 {
         (if self.reader.wanted() { READ } else { 0 })
             | (if self.writer.wanted() { WRITE } else { 0 })
@@ -207,6 +219,10 @@ impl Selector {
         }
     }
 
+    /// Runs `f` on the entry of `fd`, growing the registry if needed.
+    ///
+    /// # Panics
+    /// On a negative fd: callers pass fds of live sockets or check first.
     fn with_entry<R>(&self, fd: RawFd, f: impl FnOnce(&mut Entry) -> R) -> R {
         let idx = usize::try_from(fd).expect("negative file descriptor");
         let mut entries = self.entries.borrow_mut();
@@ -234,6 +250,18 @@ impl Selector {
         cb: Option<Rc<IoCallback>>,
     ) -> io::Result<bool> {
         let adding = cb.is_some();
+        let known = usize::try_from(fd).is_ok_and(|i| i < self.entries.borrow().len());
+        if !known {
+            if !adding {
+                return Ok(false);
+            }
+            // Ask the kernel before growing the registry, so a bogus fd costs nothing.
+            if fd < 0 {
+                return Err(io::Error::from_raw_os_error(libc::EBADF));
+            }
+            self.ctl(libc::EPOLL_CTL_ADD, fd, dir, fd as u64)?;
+            self.with_entry(fd, |e| e.kernel = dir);
+        }
         let (old_slot, old_kernel, wanted) = self.with_entry(fd, |e| {
             let new = match cb {
                 Some(cb) => Slot::Callback(cb),
@@ -384,15 +412,7 @@ impl Selector {
                 // MOD, or ADD if the kernel forgot the fd (closed and reused).
                 match self.change(fd, e.kernel, want) {
                     Ok(()) => e.kernel = want,
-                    Err(err) => {
-                        e.kernel = 0;
-                        e.error = Some(err);
-                        for slot in [&mut e.reader, &mut e.writer] {
-                            if let Slot::Waker(w) = slot {
-                                to_wake.extend(w.take());
-                            }
-                        }
-                    }
+                    Err(err) => e.fail(err, &mut to_wake),
                 }
             }
             false
@@ -437,15 +457,7 @@ impl Selector {
                             e.verified = 0;
                         }
                     }
-                    Err(err) => {
-                        e.kernel = 0;
-                        e.error = Some(err);
-                        for slot in [&mut e.reader, &mut e.writer] {
-                            if let Slot::Waker(w) = slot {
-                                to_wake.extend(w.take());
-                            }
-                        }
-                    }
+                    Err(err) => e.fail(err, &mut to_wake),
                 }
             }
         }

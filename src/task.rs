@@ -44,13 +44,14 @@ type Output<T> = Result<T, TaskPanic>;
 struct Registered {
     lp: Weak<Inner>,
     key: usize,
+    id: u64,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Some(inner) = self.lp.upgrade() {
             if let Ok(mut tasks) = inner.tasks.try_borrow_mut() {
-                if tasks.contains(self.key) {
+                if tasks.get(self.key).is_some_and(|(id, _)| *id == self.id) {
                     drop(tasks.remove(self.key));
                 }
             }
@@ -95,15 +96,18 @@ where
         let mut tasks = inner.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = entry.key();
+        let id = inner.next_task_id.get();
+        inner.next_task_id.set(id + 1);
         let tf = TaskFuture {
             fut,
             reg: Registered {
                 lp: inner.this_weak(),
                 key,
+                id,
             },
         };
         let (runnable, task) = async_task::spawn_local(tf, move |r| schedule(&remote, r));
-        entry.insert(runnable.waker());
+        entry.insert((id, runnable.waker()));
         (runnable, task)
     };
     inner.ready.push(Ready::Runnable(runnable));

@@ -351,3 +351,29 @@ fn many_tasks() {
 async fn tulip_test_macro_runs_on_a_loop() {
     assert!(tulip::get_running_loop().is_running());
 }
+
+#[test]
+fn dropping_a_loop_without_close_drops_its_tasks() {
+    let _w = support::watchdog("drop_without_close", 20);
+    struct Count(Rc<Cell<u32>>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let dropped = Rc::new(Cell::new(0));
+    {
+        let lp = EventLoop::new().unwrap();
+        for _ in 0..100 {
+            let c = Count(dropped.clone());
+            lp.spawn(async move {
+                let _c = c;
+                tulip::sleep(Duration::from_secs(3600)).await;
+            })
+            .detach();
+        }
+        lp.run_until_complete(tulip::yield_now());
+        assert_eq!(dropped.get(), 0);
+    }
+    assert_eq!(dropped.get(), 100);
+}

@@ -65,8 +65,10 @@ pub(crate) struct Inner {
     debug: Cell<bool>,
     slow_callback: Cell<Duration>,
     handler: RefCell<Option<ExceptionHandler>>,
-    /// Wakers of the live tasks, so that `close` can cancel them.
-    pub(crate) tasks: RefCell<Slab<Waker>>,
+    /// Wakers of the live tasks, with their ids, so that `close` can cancel them.
+    pub(crate) tasks: RefCell<Slab<(u64, Waker)>>,
+    /// The id of the next task (tells a reused slab key from the task that had it).
+    pub(crate) next_task_id: Cell<u64>,
     inbox_buf: RefCell<Vec<RemoteItem>>,
 }
 
@@ -174,6 +176,7 @@ impl EventLoop {
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
                 handler: RefCell::new(None),
                 tasks: RefCell::new(Slab::new()),
+                next_task_id: Cell::new(0),
                 inbox_buf: RefCell::new(Vec::new()),
             }),
         })
@@ -615,8 +618,13 @@ impl Inner {
         }
         // Dropping a future may wake or spawn others: repeat until nothing is left.
         for _ in 0..1000 {
-            let wakers: Vec<Waker> = self.tasks.borrow().iter().map(|(_, w)| w.clone()).collect();
-            for w in wakers {
+            let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+            if tasks.is_empty() && self.ready.is_empty() && !self.remote.has_pending() {
+                break;
+            }
+            // Waking puts each task's runnable on the queue; dropping the runnable instead of
+            // running it drops the task's future.
+            for (_, (_, w)) in tasks {
                 w.wake();
             }
             if self.remote.has_pending() {
@@ -624,10 +632,6 @@ impl Inner {
             }
             while let Some(item) = self.ready.pop() {
                 drop(item);
-            }
-            if self.tasks.borrow().is_empty() && self.ready.is_empty() && !self.remote.has_pending()
-            {
-                break;
             }
         }
         self.closed.set(true);
