@@ -666,10 +666,13 @@ fn main() {
             black_box(b((row.n / 10).max(1)));
         }
         let mut samples: [Vec<f64>; 3] = Default::default();
-        for _ in 0..reps {
-            for (b, s) in benches.iter().zip(samples.iter_mut()) {
-                if let Some(b) = b {
-                    s.push(per_op(b(row.n), row.n));
+        // The order rotates from one repetition to the next, so that no runtime always runs
+        // first (right after another runtime's teardown) or last.
+        for rep in 0..reps {
+            for k in 0..benches.len() {
+                let i = (k + rep) % benches.len();
+                if let Some(b) = benches[i] {
+                    samples[i].push(per_op(b(row.n), row.n));
                 }
             }
         }
@@ -677,7 +680,7 @@ fn main() {
             .iter()
             .map(|s| (!s.is_empty()).then(|| median(&mut s.clone())))
             .collect();
-        // Paired ratios: each tulip run over the peer run taken right after it; the median.
+        // Paired ratios: each tulip run over the peer run of the same repetition; the median.
         let ratio = |peer: &[f64]| -> String {
             if samples[0].is_empty() || peer.is_empty() {
                 return "n/a".into();

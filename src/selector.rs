@@ -20,11 +20,12 @@
 //! fd number; epoll forgets a closed fd by itself, so our record that the number is armed
 //! would then be wrong and the new socket's waiter would never be woken. So a waiter that
 //! re-arms a lingering interest without a system call makes the fd a *suspect*: an event
-//! for it clears the suspicion (the kernel evidently watches it), and a suspect that sees no
-//! event for [`VERIFY_AFTER`] is re-armed with a real `EPOLL_CTL_MOD` (which turns into an
-//! `ADD` if the kernel had forgotten it). The loop caps its wait while there are suspects.
-//! A busy connection never pays for this; an idle one pays one `epoll_ctl` per message; a
-//! reused fd costs a delay of at most `VERIFY_AFTER`, never a hang.
+//! for it clears the suspicion (the kernel evidently watches it). While there are suspects
+//! the loop waits at most [`VERIFY_AFTER`]; a suspect still without an event after such a
+//! wait timed out, or after [`VERIFY_ITERATIONS`] iterations of a busy loop, is re-armed with
+//! a real `EPOLL_CTL_MOD` (which turns into an `ADD` if the kernel had forgotten it). No clock
+//! is read for this. A busy connection never pays for it; an idle one pays one `epoll_ctl`
+//! per message; a reused fd costs a short delay, never a hang.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -33,7 +34,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The epoll key of the thread-safe notifier (the self-pipe).
 pub(crate) const NOTIFY_KEY: u64 = u64::MAX;
@@ -44,9 +45,12 @@ pub(crate) const WRITE: u8 = 2;
 
 const EVENTS_CAPACITY: usize = 1024;
 
-/// How long a suspect (see the module docs) may go without an event before it is re-armed
-/// with a system call.
+/// The longest the loop waits while there are suspects (see the module docs).
 pub(crate) const VERIFY_AFTER: Duration = Duration::from_millis(2);
+
+/// How many iterations of a loop that never times out a suspect may last before it is
+/// re-armed with a system call.
+pub(crate) const VERIFY_ITERATIONS: u64 = 256;
 
 /// A reader or writer callback registered with `add_reader`/`add_writer`. It runs every
 /// time the fd is ready (level-triggered) until removed; `active` turns false on removal so
@@ -96,8 +100,8 @@ struct Entry {
     verified: usize,
     /// Re-armed without a system call and not yet confirmed by an event (module docs).
     suspect: bool,
-    /// When `check_suspects` first saw the current suspicion.
-    suspect_since: Option<Instant>,
+    /// The iteration in which the current suspicion began.
+    suspect_since: u64,
     /// Whether the fd is in `Selector::suspects`.
     listed: bool,
 }
@@ -105,14 +109,24 @@ struct Entry {
 impl Entry {
     /// Records an `epoll_ctl` failure for the waiting futures and takes their wakers, so
     /// that they wake, try again and see the error.
-    fn fail(&mut self, err: io::Error, to_wake: &mut Vec<Waker>) {
-        self.kernel = 0;
+    fn fail(&mut self, armed: &Cell<usize>, err: io::Error, to_wake: &mut Vec<Waker>) {
+        self.set_kernel(armed, 0);
         self.error = Some(err);
         for slot in [&mut self.reader, &mut self.writer] {
             if let Slot::Waker(w) = slot {
                 to_wake.extend(w.take());
             }
         }
+    }
+
+    /// Records the interest given to epoll, keeping the count of armed fds.
+    fn set_kernel(&mut self, armed: &Cell<usize>, k: u8) {
+        match (self.kernel != 0, k != 0) {
+            (false, true) => armed.set(armed.get() + 1),
+            (true, false) => armed.set(armed.get() - 1),
+            _ => {}
+        }
+        self.kernel = k;
     }
 
     fn wanted(&self) -> u8 {
@@ -135,6 +149,10 @@ pub(crate) struct Selector {
     events: RefCell<Vec<libc::epoll_event>>,
     /// Suspect fds (see the module docs).
     suspects: RefCell<Vec<RawFd>>,
+    /// Counts the waits, to age suspects.
+    iteration: Cell<u64>,
+    /// How many fds (the notifier aside) epoll watches.
+    armed: Cell<usize>,
 }
 
 impl fmt::Debug for Selector {
@@ -176,19 +194,28 @@ impl Selector {
             dirty: RefCell::new(Vec::new()),
             events: RefCell::new(Vec::with_capacity(EVENTS_CAPACITY)),
             suspects: RefCell::new(Vec::new()),
+            iteration: Cell::new(0),
+            armed: Cell::new(0),
         })
     }
 
-    /// Registers the notifier fd (level-triggered, readable) under `NOTIFY_KEY`.
+    /// Registers the notifier eventfd under `NOTIFY_KEY`, edge-triggered: every write to it
+    /// is one event, and it never has to be read (one system call less per remote wake).
     pub(crate) fn add_notifier(&self, fd: RawFd) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, READ, NOTIFY_KEY)
+        self.ctl_flags(
+            libc::EPOLL_CTL_ADD,
+            fd,
+            libc::EPOLLIN as u32 | libc::EPOLLET as u32,
+            NOTIFY_KEY,
+        )
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, interest: u8, key: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: epoll_flags(interest),
-            u64: key,
-        };
+        self.ctl_flags(op, fd, epoll_flags(interest), key)
+    }
+
+    fn ctl_flags(&self, op: libc::c_int, fd: RawFd, events: u32, key: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: key };
         // SAFETY: `epfd` is our epoll fd; `ev` is a valid epoll_event that the kernel only
         // reads. An fd that is not open makes the call fail with EBADF, which we report.
         cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) })?;
@@ -260,7 +287,7 @@ impl Selector {
                 return Err(io::Error::from_raw_os_error(libc::EBADF));
             }
             self.ctl(libc::EPOLL_CTL_ADD, fd, dir, fd as u64)?;
-            self.with_entry(fd, |e| e.kernel = dir);
+            self.with_entry(fd, |e| e.set_kernel(&self.armed, dir));
         }
         let (old_slot, old_kernel, wanted) = self.with_entry(fd, |e| {
             let new = match cb {
@@ -294,12 +321,12 @@ impl Selector {
                         &mut e.writer
                     };
                     *slot = Slot::Empty;
-                    e.kernel = 0;
+                    e.set_kernel(&self.armed, 0);
                 });
                 return Err(err);
             }
             self.with_entry(fd, |e| {
-                e.kernel = wanted;
+                e.set_kernel(&self.armed, wanted);
                 if wanted == 0 {
                     e.verified = 0;
                 }
@@ -333,7 +360,7 @@ impl Selector {
             } else if matches!(old, Slot::Empty) && !e.suspect {
                 // Re-armed for free: the fd may have been closed and reused meanwhile.
                 e.suspect = true;
-                e.suspect_since = None;
+                e.suspect_since = self.iteration.get();
                 if !e.listed {
                     e.listed = true;
                     self.suspects.borrow_mut().push(fd);
@@ -379,50 +406,59 @@ impl Selector {
         self.with_entry(fd, |e| e.verified = addr);
     }
 
-    /// Re-arms, with a real `epoll_ctl`, the suspects that went [`VERIFY_AFTER`] without
-    /// an event; returns how long the loop may wait before the next one is due, if any.
-    pub(crate) fn check_suspects(&self, now: Instant) -> Option<Duration> {
+    /// Re-arms, with a real `epoll_ctl`, the suspects that went without an event through a
+    /// wait that timed out (`timed_out`) or through [`VERIFY_ITERATIONS`] iterations, and
+    /// forgets those an event cleared. Returns whether suspects remain.
+    pub(crate) fn check_suspects(&self, timed_out: bool) -> bool {
         let mut suspects = self.suspects.borrow_mut();
-        if suspects.is_empty() {
-            return None;
-        }
         let mut entries = self.entries.borrow_mut();
-        let mut next: Option<Duration> = None;
+        let now = self.iteration.get();
         let mut to_wake: Vec<Waker> = Vec::new();
-        suspects.retain(|&fd| {
+        let mut i = 0;
+        while i < suspects.len() {
+            let fd = suspects[i];
             let Some(e) = entries.get_mut(fd as usize) else {
-                return false;
+                suspects.swap_remove(i);
+                continue;
             };
-            if !e.suspect || e.kernel == 0 {
-                e.suspect = false;
-                e.listed = false;
-                return false;
-            }
-            let since = *e.suspect_since.get_or_insert(now);
-            let age = now.saturating_duration_since(since);
-            if age < VERIFY_AFTER {
-                let left = VERIFY_AFTER - age;
-                next = Some(next.map_or(left, |n| n.min(left)));
-                return true;
+            if e.suspect && e.kernel != 0 {
+                if !timed_out && now.wrapping_sub(e.suspect_since) < VERIFY_ITERATIONS {
+                    i += 1;
+                    continue;
+                }
+                let want = e.wanted();
+                if want != 0 {
+                    // MOD, or ADD if the kernel forgot the fd (closed and reused).
+                    match self.change(fd, e.kernel, want) {
+                        Ok(()) => e.set_kernel(&self.armed, want),
+                        Err(err) => e.fail(&self.armed, err, &mut to_wake),
+                    }
+                }
             }
             e.suspect = false;
             e.listed = false;
-            let want = e.wanted();
-            if want != 0 {
-                // MOD, or ADD if the kernel forgot the fd (closed and reused).
-                match self.change(fd, e.kernel, want) {
-                    Ok(()) => e.kernel = want,
-                    Err(err) => e.fail(err, &mut to_wake),
-                }
-            }
-            false
-        });
+            suspects.swap_remove(i);
+        }
+        let remain = !suspects.is_empty();
         drop(entries);
         drop(suspects);
         for w in to_wake {
             w.wake();
         }
-        next
+        remain
+    }
+
+    /// Whether epoll watches any fd but the notifier: if not, a zero-timeout poll can be
+    /// skipped (there is no I/O it could report, and the inbox has its own flag).
+    #[inline]
+    pub(crate) fn has_armed(&self) -> bool {
+        self.armed.get() != 0
+    }
+
+    /// Whether there is nothing to poll or apply: no fd armed, none dirty, no suspect.
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.armed.get() == 0 && self.dirty.borrow().is_empty() && self.suspects.borrow().is_empty()
     }
 
     /// Whether some fd is a suspect (see the module docs).
@@ -434,10 +470,10 @@ impl Selector {
     /// Brings the kernel's interest in line for every dirty fd: at most one `epoll_ctl`
     /// each, none when nothing changed in the end.
     pub(crate) fn sync(&self) {
-        let mut dirty = std::mem::take(&mut *self.dirty.borrow_mut());
-        if dirty.is_empty() {
+        if self.dirty.borrow().is_empty() {
             return;
         }
+        let mut dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         let mut to_wake: Vec<Waker> = Vec::new();
         {
             let mut entries = self.entries.borrow_mut();
@@ -452,12 +488,12 @@ impl Selector {
                 }
                 match self.change(fd, e.kernel, want) {
                     Ok(()) => {
-                        e.kernel = want;
+                        e.set_kernel(&self.armed, want);
                         if want == 0 {
                             e.verified = 0;
                         }
                     }
-                    Err(err) => e.fail(err, &mut to_wake),
+                    Err(err) => e.fail(&self.armed, err, &mut to_wake),
                 }
             }
         }
@@ -484,6 +520,7 @@ impl Selector {
                 ms.min(libc::c_int::MAX as u128) as libc::c_int
             }
         };
+        self.iteration.set(self.iteration.get().wrapping_add(1));
         let mut events = self.events.borrow_mut();
         events.clear();
         let spare: &mut [MaybeUninit<libc::epoll_event>] = events.spare_capacity_mut();
@@ -549,6 +586,7 @@ impl Selector {
         let mut entries = std::mem::take(&mut *self.entries.borrow_mut());
         self.dirty.borrow_mut().clear();
         self.suspects.borrow_mut().clear();
+        self.armed.set(0);
         let mut out = Vec::new();
         for (fd, e) in entries.iter_mut().enumerate() {
             if e.kernel != 0 {

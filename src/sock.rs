@@ -100,13 +100,13 @@ impl Waiter {
                     self.unregister();
                     return Poll::Ready(Ok(v));
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Err(e) if is_would_block(&e) => {
                     return match self.register(cx, fd) {
                         Ok(()) => Poll::Pending,
                         Err(e) => Poll::Ready(Err(e)),
                     };
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.unregister();
                     return Poll::Ready(Err(e));
@@ -140,6 +140,15 @@ impl Waiter {
 impl Drop for Waiter {
     fn drop(&mut self) {
         self.unregister();
+    }
+}
+
+/// `WouldBlock`, checked on the errno first: `io::Error::kind` is a long match.
+#[inline]
+fn is_would_block(e: &io::Error) -> bool {
+    match e.raw_os_error() {
+        Some(code) => code == libc::EAGAIN || code == libc::EWOULDBLOCK,
+        None => e.kind() == io::ErrorKind::WouldBlock,
     }
 }
 

@@ -32,7 +32,7 @@ pub(crate) use ready::Ready;
 pub use remote::LoopHandle;
 
 use crate::future::LoopFuture;
-use crate::selector::{Fire, IoCallback, READ, Selector, WRITE};
+use crate::selector::{Fire, IoCallback, READ, Selector, VERIFY_AFTER, WRITE};
 use crate::task::Task;
 use ready::ReadyQueue;
 use remote::{Remote, RemoteItem};
@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     /// The id of the next task (tells a reused slab key from the task that had it).
     pub(crate) next_task_id: Cell<u64>,
     inbox_buf: RefCell<Vec<RemoteItem>>,
+    /// The last wait was cut short for the selector's suspects and saw no event.
+    suspect_wait_timed_out: Cell<bool>,
 }
 
 /// An asyncio event loop: callbacks, timers, I/O readiness and tasks on one thread.
@@ -178,6 +180,7 @@ impl EventLoop {
                 tasks: RefCell::new(Slab::new()),
                 next_task_id: Cell::new(0),
                 inbox_buf: RefCell::new(Vec::new()),
+                suspect_wait_timed_out: Cell::new(false),
             }),
         })
     }
@@ -516,7 +519,18 @@ impl Inner {
 
     /// One iteration (asyncio's `_run_once`). `main` polls the future of
     /// `run_until_complete`, if one is being run.
-    fn run_once(&self, mut main: Option<&mut dyn FnMut()>) {
+    fn run_once(&self, main: Option<&mut dyn FnMut()>) {
+        // Fast path: callbacks are ready and there is nothing to poll — no fd armed or
+        // waiting to be, no timer, nothing from other threads. Skipping straight to the run
+        // phase is exactly what the full path would do.
+        if !self.ready.is_empty()
+            && self.selector.is_idle()
+            && self.timers.borrow().is_empty()
+            && !self.remote.has_pending()
+        {
+            self.run_ready(main);
+            return;
+        }
         self.selector.sync();
         if self.remote.has_pending() {
             self.drain_inbox();
@@ -527,28 +541,40 @@ impl Inner {
         } else {
             next.map(|when| when.saturating_duration_since(Instant::now()))
         };
-        if self.selector.has_suspects() {
-            if let Some(cap) = self.selector.check_suspects(Instant::now()) {
-                timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
-            }
+        let mut capped = false;
+        if self.selector.has_suspects()
+            && self
+                .selector
+                .check_suspects(self.suspect_wait_timed_out.get())
+            && timeout.is_none_or(|t| t > VERIFY_AFTER)
+        {
+            timeout = Some(VERIFY_AFTER);
+            capped = true;
         }
-        let n = match self.selector.wait(timeout) {
+        // A zero-timeout poll with no fd armed could report nothing: skip the system call.
+        let skip = timeout == Some(Duration::ZERO) && !self.selector.has_armed();
+        let n = match if skip {
+            Ok(0)
+        } else {
+            self.selector.wait(timeout)
+        } {
             Ok(n) => n,
             Err(e) => {
                 self.report(ExceptionContext::new("selector wait failed").with_error(e));
                 0
             }
         };
+        self.suspect_wait_timed_out.set(capped && n == 0);
         for i in 0..n {
             let (notified, r, w) = self.selector.take_event(i);
             if notified {
                 self.remote.drain_notifier();
             }
-            for f in [r, w].into_iter().flatten() {
-                match f {
-                    Fire::Wake(w) => w.wake(),
-                    Fire::Call(cb) => self.ready.push(Ready::Io(cb)),
-                }
+            if let Some(f) = r {
+                self.fire(f);
+            }
+            if let Some(f) = w {
+                self.fire(f);
             }
         }
         if self.remote.has_pending() {
@@ -560,7 +586,11 @@ impl Inner {
                 .borrow_mut()
                 .pop_due(now, |cb| self.ready.push(Ready::Callback(cb)));
         }
-        // Run only what was ready when the iteration began its run phase.
+        self.run_ready(main);
+    }
+
+    /// The run phase: only what was ready when it began.
+    fn run_ready(&self, mut main: Option<&mut dyn FnMut()>) {
         let ntodo = self.ready.len();
         let debug = self.debug.get();
         for _ in 0..ntodo {
@@ -583,6 +613,14 @@ impl Inner {
             } else {
                 self.run_item(item);
             }
+        }
+    }
+
+    #[inline]
+    fn fire(&self, f: Fire) {
+        match f {
+            Fire::Wake(w) => w.wake(),
+            Fire::Call(cb) => self.ready.push(Ready::Io(cb)),
         }
     }
 

@@ -76,19 +76,11 @@ impl Remote {
         }
     }
 
-    /// Called by the loop when the notifier fired.
+    /// Called by the loop when the notifier fired. The eventfd is edge-triggered, so it is
+    /// not read: clearing the flag lets the next remote wake write it again. Its counter
+    /// grows by one per wake and would take centuries to saturate.
     pub(crate) fn drain_notifier(&self) {
         self.notified.store(false, Ordering::Release);
-        let mut buf: u64 = 0;
-        // SAFETY: reads at most 8 bytes into a valid u64; a non-blocking eventfd read fails
-        // harmlessly with EAGAIN when there is nothing to read.
-        unsafe {
-            libc::read(
-                self.eventfd.as_raw_fd(),
-                (&raw mut buf).cast::<libc::c_void>(),
-                8,
-            )
-        };
     }
 
     /// Queues `item` for the loop and wakes it. Returns the item if the loop is closed.

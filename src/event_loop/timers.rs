@@ -70,6 +70,10 @@ impl TimerHeap {
         });
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
@@ -79,6 +83,9 @@ impl TimerHeap {
     /// those at the top. Returns the earliest live deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         let n = self.heap.len();
+        if n == 0 {
+            return None;
+        }
         let cancelled = self.cancelled.get();
         if n > MIN_SCHEDULED_FOR_COMPACTION && cancelled * 2 > n {
             let old = std::mem::take(&mut self.heap);
