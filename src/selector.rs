@@ -287,7 +287,16 @@ impl Selector {
                 return Err(io::Error::from_raw_os_error(libc::EBADF));
             }
             self.ctl(libc::EPOLL_CTL_ADD, fd, dir, fd as u64)?;
-            self.with_entry(fd, |e| e.set_kernel(&self.armed, dir));
+            self.with_entry(fd, |e| {
+                e.set_kernel(&self.armed, dir);
+                let slot = if dir == READ {
+                    &mut e.reader
+                } else {
+                    &mut e.writer
+                };
+                *slot = cb.map_or(Slot::Empty, Slot::Callback);
+            });
+            return Ok(false);
         }
         let (old_slot, old_kernel, wanted) = self.with_entry(fd, |e| {
             let new = match cb {

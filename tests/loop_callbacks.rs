@@ -463,3 +463,24 @@ fn call_soon_on_a_closed_loop_panics() {
     lp.close();
     lp.call_soon(|| {});
 }
+
+#[test]
+fn a_panic_in_the_main_future_unwinds_out_and_the_loop_stays_usable() {
+    let _w = support::watchdog("main_future_panics", 20);
+    let lp = EventLoop::new().unwrap();
+    let seen = Rc::new(Cell::new(0));
+    let s = seen.clone();
+    lp.set_exception_handler(move |_, _| s.set(s.get() + 1));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lp.run_until_complete(async {
+            tulip::yield_now().await;
+            panic!("main boom");
+        })
+    }));
+    let p = r.expect_err("the panic reaches the caller");
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"main boom"));
+    assert_eq!(seen.get(), 0, "not reported as a callback failure");
+    assert!(!lp.is_running());
+    assert_eq!(lp.run_until_complete(async { 3 }), 3);
+    lp.close();
+}

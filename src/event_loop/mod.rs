@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::pin;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -590,28 +590,59 @@ impl Inner {
     }
 
     /// The run phase: only what was ready when it began.
+    ///
+    /// One `catch_unwind` covers the whole batch and is set up again only after a callback
+    /// panicked; a panic of the main future is resumed, not reported, so that it unwinds out
+    /// of `run_until_complete`.
     fn run_ready(&self, mut main: Option<&mut dyn FnMut()>) {
-        let ntodo = self.ready.len();
+        let mut left = self.ready.len();
         let debug = self.debug.get();
-        for _ in 0..ntodo {
-            let Some(item) = self.ready.pop() else { break };
-            if let Ready::Main = item {
-                // Not caught: a panic in the main future unwinds out of run_until_complete.
-                if let Some(poll_main) = main.as_mut() {
-                    poll_main();
+        let in_main = Cell::new(false);
+        while left > 0 {
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                while left > 0 {
+                    left -= 1;
+                    let Some(item) = self.ready.pop() else {
+                        left = 0;
+                        break;
+                    };
+                    if debug {
+                        let what = describe(&item);
+                        let t0 = Instant::now();
+                        self.run_item(item, &mut main, &in_main);
+                        let dt = t0.elapsed();
+                        if dt >= self.slow_callback.get() {
+                            log::warn!("Executing {what} took {:.3} seconds", dt.as_secs_f64());
+                        }
+                    } else {
+                        self.run_item(item, &mut main, &in_main);
+                    }
                 }
-                continue;
+            }));
+            if let Err(p) = r {
+                if in_main.get() {
+                    resume_unwind(p);
+                }
+                self.report(ExceptionContext::new("Exception in callback").with_panic(p));
             }
-            if debug {
-                let what = describe(&item);
-                let t0 = Instant::now();
-                self.run_item(item);
-                let dt = t0.elapsed();
-                if dt >= self.slow_callback.get() {
-                    log::warn!("Executing {what} took {:.3} seconds", dt.as_secs_f64());
+        }
+    }
+
+    #[inline]
+    fn run_item(&self, item: Ready, main: &mut Option<&mut dyn FnMut()>, in_main: &Cell<bool>) {
+        match item {
+            Ready::Runnable(r) => {
+                r.run();
+            }
+            Ready::Callback(cb) => cb.run(),
+            Ready::Io(cb) => cb.run(),
+            Ready::Remote(f) => f(),
+            Ready::Main => {
+                if let Some(poll_main) = main.as_mut() {
+                    in_main.set(true);
+                    poll_main();
+                    in_main.set(false);
                 }
-            } else {
-                self.run_item(item);
             }
         }
     }
@@ -621,22 +652,6 @@ impl Inner {
         match f {
             Fire::Wake(w) => w.wake(),
             Fire::Call(cb) => self.ready.push(Ready::Io(cb)),
-        }
-    }
-
-    #[inline]
-    fn run_item(&self, item: Ready) {
-        let r = catch_unwind(AssertUnwindSafe(|| match item {
-            Ready::Runnable(r) => {
-                r.run();
-            }
-            Ready::Callback(cb) => cb.run(),
-            Ready::Io(cb) => cb.run(),
-            Ready::Remote(f) => f(),
-            Ready::Main => {}
-        }));
-        if let Err(p) = r {
-            self.report(ExceptionContext::new("Exception in callback").with_panic(p));
         }
     }
 
