@@ -56,10 +56,14 @@
 mod error;
 mod event_loop;
 mod future;
+mod net;
+mod protocols;
 mod selector;
+mod server;
 mod sock;
 mod task;
 mod time;
+mod transports;
 
 pub use error::{Cancelled, TimeoutError, is_cancelled};
 pub use event_loop::{
@@ -67,6 +71,12 @@ pub use event_loop::{
     try_get_running_loop,
 };
 pub use future::LoopFuture;
+pub use net::{
+    ConnectOptions, HAPPY_EYEBALLS_DELAY, connect_accepted_socket, create_connection,
+    create_unix_connection,
+};
+pub use protocols::{BufferedProtocol, Protocol};
+pub use server::{Server, ServerOptions, create_server, create_unix_server};
 pub use sock::{
     Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvInto, SockSendTo,
     SockSendall, sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_sendall,
@@ -74,6 +84,7 @@ pub use sock::{
 };
 pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
 pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
+pub use transports::{ExtraInfo, ProtocolRef, StreamProtocol, Transport, kind};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

@@ -277,6 +277,7 @@ impl Selector {
         cb: Option<Rc<IoCallback>>,
     ) -> io::Result<bool> {
         let adding = cb.is_some();
+        let cb_new = cb.clone();
         let known = usize::try_from(fd).is_ok_and(|i| i < self.entries.borrow().len());
         if !known {
             if !adding {
@@ -294,7 +295,10 @@ impl Selector {
                 } else {
                     &mut e.writer
                 };
-                *slot = cb.map_or(Slot::Empty, Slot::Callback);
+                *slot = cb.map_or(Slot::Empty, |cb| {
+                    cb.active.set(true);
+                    Slot::Callback(cb)
+                });
             });
             return Ok(false);
         }
@@ -319,6 +323,10 @@ impl Selector {
             }
             Slot::Waker(_) => true,
         };
+        if let Some(cb) = &cb_new {
+            // After deactivating the old one: it may be this same callback, re-added.
+            cb.active.set(true);
+        }
         // Adding always asks the kernel (a MOD that fails with ENOENT becomes an ADD), so a
         // reused fd number can never be mistaken for an armed one.
         if adding || wanted != old_kernel {

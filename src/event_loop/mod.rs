@@ -72,6 +72,9 @@ pub(crate) struct Inner {
     inbox_buf: RefCell<Vec<RemoteItem>>,
     /// The last wait was cut short for the selector's suspects and saw no event.
     suspect_wait_timed_out: Cell<bool>,
+    /// The read buffer every socket transport of this loop receives into (only one callback
+    /// runs at a time), allocated on first use.
+    pub(crate) read_buf: RefCell<Vec<u8>>,
 }
 
 /// An asyncio event loop: callbacks, timers, I/O readiness and tasks on one thread.
@@ -181,6 +184,7 @@ impl EventLoop {
                 next_task_id: Cell::new(0),
                 inbox_buf: RefCell::new(Vec::new()),
                 suspect_wait_timed_out: Cell::new(false),
+                read_buf: RefCell::new(Vec::new()),
             }),
         })
     }

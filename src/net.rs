@@ -1,0 +1,367 @@
+//! `create_connection` (with Happy Eyeballs), `create_unix_connection`,
+//! `connect_accepted_socket`: from an address to a transport and its protocol.
+
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::Path;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
+
+use crate::event_loop::{EventLoop, get_running_loop};
+use crate::sock::sock_connect;
+use crate::time::{Sleep, sleep};
+use crate::transports::socket::SocketTransport;
+use crate::transports::{ProtocolRef, StreamProtocol, Transport};
+
+/// asyncio's recommended `happy_eyeballs_delay` (RFC 8305's "Connection Attempt Delay").
+pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
+
+/// Options of [`create_connection`].
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = tulip::ConnectOptions::new()
+///     .happy_eyeballs_delay(Some(Duration::from_millis(100)))
+///     .interleave(1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub(crate) local_addr: Option<SocketAddr>,
+    pub(crate) happy_eyeballs_delay: Option<Duration>,
+    pub(crate) interleave: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            local_addr: None,
+            happy_eyeballs_delay: Some(HAPPY_EYEBALLS_DELAY),
+            interleave: 1,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// The defaults: Happy Eyeballs with a 250 ms delay, families interleaved one by one.
+    pub fn new() -> ConnectOptions {
+        ConnectOptions::default()
+    }
+
+    /// Binds the socket to this local address before connecting (asyncio's `local_addr`).
+    pub fn local_addr(mut self, addr: SocketAddr) -> ConnectOptions {
+        self.local_addr = Some(addr);
+        self
+    }
+
+    /// How long to wait for an attempt before starting the next one in parallel; `None`
+    /// tries the addresses one after the other, each until it fails (no Happy Eyeballs).
+    pub fn happy_eyeballs_delay(mut self, delay: Option<Duration>) -> ConnectOptions {
+        self.happy_eyeballs_delay = delay;
+        self
+    }
+
+    /// How many addresses of the first family come before one of the other (RFC 8305's
+    /// "First Address Family Count"); 0 keeps the resolver's order.
+    pub fn interleave(mut self, n: usize) -> ConnectOptions {
+        self.interleave = n;
+        self
+    }
+}
+
+/// Resolves `host:port`: an IP literal at once, a name on the blocking pool (never on the
+/// loop's thread).
+pub(crate) async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let h = host.to_owned();
+    let addrs = blocking::unblock(move || (h.as_str(), port).to_socket_addrs())
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {host:?}: {e}")))?
+        .collect::<Vec<_>>();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host:?} resolved to no address"),
+        ));
+    }
+    Ok(addrs)
+}
+
+/// RFC 8305 §4: alternate the families, `first` addresses of the first family at a time.
+fn interleave(addrs: Vec<SocketAddr>, first: usize) -> Vec<SocketAddr> {
+    if first == 0 || addrs.is_empty() {
+        return addrs;
+    }
+    let v6_first = addrs[0].is_ipv6();
+    let (a, b): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|x| x.is_ipv6() == v6_first);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut ai, mut bi) = (a.into_iter(), b.into_iter());
+    loop {
+        let mut took = false;
+        for x in ai.by_ref().take(first) {
+            out.push(x);
+            took = true;
+        }
+        if let Some(x) = bi.next() {
+            out.push(x);
+            took = true;
+        }
+        if !took {
+            return out;
+        }
+    }
+}
+
+type Attempt = Pin<Box<dyn Future<Output = (SocketAddr, io::Result<Socket>)>>>;
+
+fn attempt(addr: SocketAddr, local: Option<SocketAddr>) -> Attempt {
+    Box::pin(async move {
+        let r = async {
+            let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(IpProto::TCP))?;
+            s.set_nonblocking(true)?;
+            s.set_cloexec(true)?;
+            if let Some(l) = local {
+                s.bind(&l.into())?;
+            }
+            sock_connect(&s, addr).await?;
+            Ok(s)
+        }
+        .await;
+        (addr, r)
+    })
+}
+
+/// The error when every attempt failed: it names each address and why.
+fn all_failed(host: &str, port: u16, errors: Vec<(SocketAddr, io::Error)>) -> io::Error {
+    if errors.len() == 1 {
+        let (a, e) = errors.into_iter().next().expect("one error");
+        return io::Error::new(e.kind(), format!("connect to {a} failed: {e}"));
+    }
+    let kind = errors[0].1.kind();
+    let same = errors.iter().all(|(_, e)| e.kind() == kind);
+    let detail: Vec<String> = errors.iter().map(|(a, e)| format!("{a}: {e}")).collect();
+    io::Error::new(
+        if same { kind } else { io::ErrorKind::Other },
+        format!(
+            "could not connect to {host}:{port}; tried {}",
+            detail.join("; ")
+        ),
+    )
+}
+
+/// Happy Eyeballs (RFC 8305): start an attempt, and another every `delay` while earlier
+/// ones are pending (or as soon as one fails); the first to connect wins and the others are
+/// dropped — closing their sockets.
+async fn connect_happy(
+    host: &str,
+    port: u16,
+    addrs: Vec<SocketAddr>,
+    opts: &ConnectOptions,
+) -> io::Result<Socket> {
+    let addrs = interleave(addrs, opts.interleave);
+    let mut next = 0usize;
+    let mut running: Vec<Attempt> = Vec::new();
+    let mut errors: Vec<(SocketAddr, io::Error)> = Vec::new();
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    poll_fn(|cx| {
+        loop {
+            let fired = timer
+                .as_mut()
+                .is_some_and(|t| t.as_mut().poll(cx).is_ready());
+            if next < addrs.len() && (running.is_empty() || fired) {
+                running.push(attempt(addrs[next], opts.local_addr));
+                next += 1;
+                timer = opts.happy_eyeballs_delay.map(|d| Box::pin(sleep(d)));
+            }
+            let mut i = 0;
+            while i < running.len() {
+                match running[i].as_mut().poll(cx) {
+                    Poll::Ready((_, Ok(s))) => return Poll::Ready(Ok(s)),
+                    Poll::Ready((a, Err(e))) => {
+                        errors.push((a, e));
+                        drop(running.swap_remove(i));
+                    }
+                    Poll::Pending => i += 1,
+                }
+            }
+            if running.is_empty() {
+                if next >= addrs.len() {
+                    let errs = std::mem::take(&mut errors);
+                    return Poll::Ready(Err(all_failed(host, port, errs)));
+                }
+                // The last attempt failed: start the next one now, not after the delay.
+                continue;
+            }
+            // Arm the delay timer with this waker (a new timer has not been polled yet).
+            if next < addrs.len()
+                && timer
+                    .as_mut()
+                    .is_some_and(|t| t.as_mut().poll(cx).is_ready())
+            {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    })
+    .await
+}
+
+/// Aborts a transport whose creation was abandoned (the awaiting future dropped).
+struct AbortOnDrop(Option<Transport>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Starts a transport on a connected socket and waits until the protocol has had its
+/// `connection_made`.
+pub(crate) async fn start_transport<K, P: StreamProtocol<K>>(
+    lp: &EventLoop,
+    sock: Socket,
+    protocol: P,
+    peername: Option<SockAddr>,
+) -> io::Result<(Transport, ProtocolRef<P>)> {
+    let obj = protocol.into_obj();
+    let waiter = lp.create_future::<()>();
+    let t = SocketTransport::start(lp, sock, obj.clone(), peername, Some(waiter.clone()));
+    let mut guard = AbortOnDrop(Some(t.handle()));
+    waiter.await?;
+    let transport = guard.0.take().expect("set above");
+    Ok((transport, ProtocolRef::new(obj)))
+}
+
+fn tcp_tune(s: &Socket) -> io::Result<()> {
+    s.set_tcp_nodelay(true)
+}
+
+/// Opens a TCP connection to `host:port` and runs the protocol from `protocol_factory` on
+/// it (asyncio's `loop.create_connection`). Returns the transport and a handle to the
+/// protocol once `connection_made` has run.
+///
+/// The host name is resolved off the loop's thread. With several addresses, Happy Eyeballs
+/// (RFC 8305) is on by default: a new attempt starts every 250 ms while earlier ones are
+/// pending, and the first to connect wins — a dead IPv6 address does not stall the connect.
+/// `TCP_NODELAY` is set, as asyncio does.
+///
+/// ```no_run
+/// # tulip::run(async {
+/// struct Hello;
+/// impl tulip::Protocol for Hello {
+///     fn connection_made(&mut self, t: &tulip::Transport) {
+///         t.write(b"hello\n");
+///     }
+/// }
+/// let (transport, _proto) =
+///     tulip::create_connection(|| Hello, "localhost", 8888, Default::default()).await?;
+/// transport.close();
+/// # std::io::Result::Ok(()) });
+/// ```
+///
+/// # Errors
+/// Resolution failures; when every address fails, one error naming each address and why.
+///
+/// # Panics
+/// Outside of a running loop.
+pub async fn create_connection<K, P, F>(
+    protocol_factory: F,
+    host: &str,
+    port: u16,
+    options: ConnectOptions,
+) -> io::Result<(Transport, ProtocolRef<P>)>
+where
+    F: FnOnce() -> P,
+    P: StreamProtocol<K>,
+{
+    let lp = get_running_loop();
+    let addrs = resolve(host, port).await?;
+    let sock = connect_happy(host, port, addrs, &options).await?;
+    tcp_tune(&sock)?;
+    let peer = sock.peer_addr().ok();
+    start_transport(&lp, sock, protocol_factory(), peer).await
+}
+
+/// Opens a Unix stream connection to `path` (asyncio's `create_unix_connection`).
+///
+/// # Errors
+/// What `connect` reports (`NotFound`, `ConnectionRefused`, …).
+///
+/// # Panics
+/// Outside of a running loop.
+pub async fn create_unix_connection<K, P, F>(
+    protocol_factory: F,
+    path: impl AsRef<Path>,
+) -> io::Result<(Transport, ProtocolRef<P>)>
+where
+    F: FnOnce() -> P,
+    P: StreamProtocol<K>,
+{
+    let lp = get_running_loop();
+    let path = path.as_ref();
+    let addr = SockAddr::unix(path)?;
+    let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
+    s.set_cloexec(true)?;
+    sock_connect(&s, addr.clone())
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("connect to {}: {e}", path.display())))?;
+    start_transport(&lp, s, protocol_factory(), Some(addr)).await
+}
+
+/// Runs a protocol on a socket connected elsewhere (asyncio's `connect_accepted_socket`):
+/// e.g. one end of a socketpair, or a connection accepted by other code. The socket is put
+/// in non-blocking mode; the transport owns it from now on.
+///
+/// # Panics
+/// Outside of a running loop.
+pub async fn connect_accepted_socket<K, P, F>(
+    protocol_factory: F,
+    sock: impl Into<Socket>,
+) -> io::Result<(Transport, ProtocolRef<P>)>
+where
+    F: FnOnce() -> P,
+    P: StreamProtocol<K>,
+{
+    let lp = get_running_loop();
+    let s: Socket = sock.into();
+    s.set_nonblocking(true)?;
+    if matches!(s.local_addr().map(|a| a.is_ipv4() || a.is_ipv6()), Ok(true)) {
+        s.set_tcp_nodelay(true).ok();
+    }
+    start_transport(&lp, s, protocol_factory(), None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn interleaves_families() {
+        let v = vec![
+            a("[::1]:1"),
+            a("[::2]:1"),
+            a("[::3]:1"),
+            a("1.0.0.1:1"),
+            a("1.0.0.2:1"),
+        ];
+        assert_eq!(interleave(v.clone(), 1), vec![v[0], v[3], v[1], v[4], v[2]]);
+        assert_eq!(interleave(v.clone(), 2), vec![v[0], v[1], v[3], v[2], v[4]]);
+        assert_eq!(interleave(v.clone(), 0), v);
+    }
+}

@@ -1,0 +1,122 @@
+//! The protocol traits, method for method as asyncio's `protocols.py`.
+//!
+//! A protocol is the callback side of a connection: the transport calls it. Every method has
+//! a default body, so a protocol implements only what it needs.
+//!
+//! # Call order
+//! For a stream protocol the transport guarantees `CM [DR*] [ER?] CL` — `connection_made`
+//! once, `data_received` any number of times, `eof_received` at most once, and
+//! `connection_lost` exactly once, whatever ends the connection. For a [`BufferedProtocol`]
+//! it is `CM [GB [BU?]]* [ER?] CL`.
+
+use std::io;
+
+use crate::transports::Transport;
+
+/// A stream protocol fed with `data_received` (asyncio's `Protocol`).
+///
+/// ```
+/// use tulip::{Protocol, Transport};
+///
+/// /// Echoes whatever arrives.
+/// struct Echo(Option<Transport>);
+///
+/// impl Protocol for Echo {
+///     fn connection_made(&mut self, transport: &Transport) {
+///         self.0 = Some(transport.clone());
+///     }
+///     fn data_received(&mut self, data: &[u8]) {
+///         if let Some(t) = &self.0 {
+///             t.write(data);
+///         }
+///     }
+/// }
+/// ```
+pub trait Protocol: 'static {
+    /// The connection is made; `transport` is how to talk back (keep a clone).
+    fn connection_made(&mut self, transport: &Transport) {
+        let _ = transport;
+    }
+
+    /// Bytes arrived. `data` borrows the loop's read buffer: copy what must outlive the call.
+    fn data_received(&mut self, data: &[u8]) {
+        let _ = data;
+    }
+
+    /// The peer closed its writing side. Return `true` to keep the connection open for
+    /// writing (a half-close); `false` (the default) closes the transport.
+    fn eof_received(&mut self) -> bool {
+        false
+    }
+
+    /// The connection is gone: `None` for a normal close or EOF, `Some(error)` otherwise.
+    /// Called exactly once.
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        let _ = exc;
+    }
+
+    /// The transport's write buffer went over the high-water mark: stop writing for now.
+    fn pause_writing(&mut self) {}
+
+    /// The write buffer drained to the low-water mark: writing may go on.
+    fn resume_writing(&mut self) {}
+}
+
+/// A stream protocol that receives into its own buffer (asyncio's `BufferedProtocol`):
+/// no copy out of a shared buffer.
+///
+/// ```
+/// use tulip::{BufferedProtocol, Transport};
+///
+/// struct Collect {
+///     buf: Vec<u8>,
+///     filled: usize,
+/// }
+///
+/// impl BufferedProtocol for Collect {
+///     fn get_buffer(&mut self, _sizehint: usize) -> &mut [u8] {
+///         if self.filled == self.buf.len() {
+///             self.buf.resize(self.buf.len() * 2 + 4096, 0);
+///         }
+///         &mut self.buf[self.filled..]
+///     }
+///     fn buffer_updated(&mut self, nbytes: usize) {
+///         self.filled += nbytes;
+///     }
+/// }
+/// ```
+pub trait BufferedProtocol: 'static {
+    /// The connection is made; `transport` is how to talk back (keep a clone).
+    fn connection_made(&mut self, transport: &Transport) {
+        let _ = transport;
+    }
+
+    /// The buffer to receive into next. `sizehint` is the size the transport would like, 0
+    /// for no preference (asyncio passes -1). An empty buffer is an error that closes the
+    /// connection. The default has no room: implement it.
+    fn get_buffer(&mut self, sizehint: usize) -> &mut [u8] {
+        let _ = sizehint;
+        &mut []
+    }
+
+    /// `nbytes` bytes were written at the start of the last buffer.
+    fn buffer_updated(&mut self, nbytes: usize) {
+        let _ = nbytes;
+    }
+
+    /// As [`Protocol::eof_received`].
+    fn eof_received(&mut self) -> bool {
+        false
+    }
+
+    /// As [`Protocol::connection_lost`].
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        let _ = exc;
+    }
+
+    /// As [`Protocol::pause_writing`].
+    fn pause_writing(&mut self) {}
+
+    /// As [`Protocol::resume_writing`].
+    fn resume_writing(&mut self) {}
+}

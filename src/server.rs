@@ -1,0 +1,596 @@
+//! `create_server`, `create_unix_server` and the `Server` object (asyncio's
+//! `base_events.Server`).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
+
+use crate::event_loop::{EventLoop, ExceptionContext, get_running_loop};
+use crate::net::resolve;
+use crate::selector::{IoCallback, READ};
+use crate::transports::socket::SocketTransport;
+use crate::transports::{ProtoRc, StreamProtocol};
+
+/// How long accepting pauses after `EMFILE`/`ENFILE` (asyncio's `ACCEPT_RETRY_DELAY`).
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Options of [`create_server`] and [`create_unix_server`].
+///
+/// ```
+/// let opts = tulip::ServerOptions::new().backlog(1024).reuse_port(true);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub(crate) backlog: u32,
+    pub(crate) reuse_address: bool,
+    pub(crate) reuse_port: bool,
+    pub(crate) start_serving: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            backlog: 100,
+            reuse_address: true,
+            reuse_port: false,
+            start_serving: true,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// asyncio's defaults: backlog 100, `SO_REUSEADDR` on, `SO_REUSEPORT` off, serving at once.
+    pub fn new() -> ServerOptions {
+        ServerOptions::default()
+    }
+
+    /// The `listen` backlog, and how many connections are accepted per readiness event.
+    pub fn backlog(mut self, n: u32) -> ServerOptions {
+        self.backlog = n.max(1);
+        self
+    }
+
+    /// `SO_REUSEADDR` (default on, as asyncio on Unix).
+    pub fn reuse_address(mut self, on: bool) -> ServerOptions {
+        self.reuse_address = on;
+        self
+    }
+
+    /// `SO_REUSEPORT`: several sockets — one loop each — may listen on one address.
+    pub fn reuse_port(mut self, on: bool) -> ServerOptions {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Whether to accept at once (default), or only after
+    /// [`Server::start_serving`]/[`Server::serve_forever`].
+    pub fn start_serving(mut self, on: bool) -> ServerOptions {
+        self.start_serving = on;
+        self
+    }
+}
+
+type Factory = Box<dyn FnMut() -> ProtoRc>;
+
+struct ServerInner {
+    lp: EventLoop,
+    this: Weak<ServerInner>,
+    listeners: RefCell<Vec<Socket>>,
+    accept_cbs: RefCell<Vec<Rc<IoCallback>>>,
+    factory: RefCell<Factory>,
+    backlog: u32,
+    is_tcp: bool,
+    unix_path: Option<PathBuf>,
+    serving: Cell<bool>,
+    closed: Cell<bool>,
+    /// Accepting is paused after EMFILE/ENFILE until this timer fires.
+    backing_off: Cell<bool>,
+    conns: RefCell<Slab<Weak<SocketTransport>>>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+/// A listening server (asyncio's `Server`), from [`create_server`] or
+/// [`create_unix_server`].
+///
+/// A cheap handle: clones refer to the same server.
+#[derive(Clone)]
+pub struct Server {
+    inner: Rc<ServerInner>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("sockets", &self.sockets())
+            .field("serving", &self.is_serving())
+            .field("connections", &self.inner.conns.borrow().len())
+            .finish()
+    }
+}
+
+fn open_listener(addr: &SockAddr, opts: &ServerOptions, tcp: bool) -> io::Result<Socket> {
+    let domain = if tcp {
+        Domain::for_address(
+            addr.as_socket()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an IP address"))?,
+        )
+    } else {
+        Domain::UNIX
+    };
+    let s = Socket::new(domain, Type::STREAM, tcp.then_some(IpProto::TCP))?;
+    s.set_cloexec(true)?;
+    s.set_nonblocking(true)?;
+    if tcp {
+        if opts.reuse_address {
+            s.set_reuse_address(true)?;
+        }
+        if opts.reuse_port {
+            s.set_reuse_port(true)?;
+        }
+        if domain == Domain::IPV6 {
+            // As asyncio: one socket per family, so the v6 one must not take v4 too.
+            s.set_only_v6(true)?;
+        }
+    }
+    s.bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("bind to {}: {e}", show(addr))))?;
+    s.listen(opts.backlog.min(i32::MAX as u32) as i32)?;
+    Ok(s)
+}
+
+fn show(a: &SockAddr) -> String {
+    match (a.as_socket(), a.as_pathname()) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(p)) => p.display().to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// Binds and listens on `host:port` and serves each connection with a protocol from
+/// `protocol_factory` (asyncio's `loop.create_server`).
+///
+/// `host` may be a name (resolved off the loop's thread; one listener per address), an IP,
+/// or `""` for all interfaces (`0.0.0.0` and `::`).
+///
+/// ```no_run
+/// # tulip::run(async {
+/// struct Echo(Option<tulip::Transport>);
+/// impl tulip::Protocol for Echo {
+///     fn connection_made(&mut self, t: &tulip::Transport) { self.0 = Some(t.clone()); }
+///     fn data_received(&mut self, d: &[u8]) { self.0.as_ref().unwrap().write(d); }
+/// }
+/// let server = tulip::create_server(|| Echo(None), "127.0.0.1", 8888, Default::default()).await?;
+/// server.serve_forever().await
+/// # });
+/// ```
+///
+/// # Errors
+/// Resolution, `bind` (e.g. `AddrInUse`, naming the address) or `listen` failures.
+///
+/// # Panics
+/// Outside of a running loop.
+pub async fn create_server<K, P, F>(
+    protocol_factory: F,
+    host: &str,
+    port: u16,
+    options: ServerOptions,
+) -> io::Result<Server>
+where
+    F: FnMut() -> P + 'static,
+    P: StreamProtocol<K>,
+{
+    let lp = get_running_loop();
+    let addrs = if host.is_empty() {
+        vec![
+            SocketAddr::from(([0, 0, 0, 0], port)),
+            SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+        ]
+    } else {
+        resolve(host, port).await?
+    };
+    let mut listeners = Vec::new();
+    let mut seen = Vec::new();
+    for a in addrs {
+        if seen.contains(&a) {
+            continue;
+        }
+        seen.push(a);
+        listeners.push(open_listener(&a.into(), &options, true)?);
+    }
+    Ok(Server::new(
+        &lp,
+        listeners,
+        protocol_factory,
+        options,
+        true,
+        None,
+    ))
+}
+
+use std::net::SocketAddr;
+
+/// Listens on the Unix socket `path` (asyncio's `create_unix_server`). A stale socket file
+/// at `path` is removed first; the file is removed again when the server closes.
+///
+/// # Errors
+/// `bind`/`listen` failures; `AlreadyExists` if `path` exists and is not a socket.
+///
+/// # Panics
+/// Outside of a running loop.
+pub async fn create_unix_server<K, P, F>(
+    protocol_factory: F,
+    path: impl AsRef<Path>,
+    options: ServerOptions,
+) -> io::Result<Server>
+where
+    F: FnMut() -> P + 'static,
+    P: StreamProtocol<K>,
+{
+    use std::os::unix::fs::FileTypeExt;
+    let lp = get_running_loop();
+    let path = path.as_ref();
+    if let Ok(md) = std::fs::symlink_metadata(path) {
+        if md.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ));
+        }
+    }
+    let l = open_listener(&SockAddr::unix(path)?, &options, false)?;
+    Ok(Server::new(
+        &lp,
+        vec![l],
+        protocol_factory,
+        options,
+        false,
+        Some(path.to_owned()),
+    ))
+}
+
+/// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: one system call per connection.
+fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+    // SAFETY: `try_init` hands us storage and its length to fill; accept4 writes at most
+    // that many bytes and updates the length. The returned fd is new and ours alone.
+    unsafe {
+        let mut fd = -1;
+        let ((), addr) = SockAddr::try_init(|storage, len| {
+            fd = libc::accept4(
+                listener.as_raw_fd(),
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        })?;
+        Ok((Socket::from_raw_fd(fd), addr))
+    }
+}
+
+impl Server {
+    fn new<K, P, F>(
+        lp: &EventLoop,
+        listeners: Vec<Socket>,
+        mut factory: F,
+        opts: ServerOptions,
+        is_tcp: bool,
+        unix_path: Option<PathBuf>,
+    ) -> Server
+    where
+        F: FnMut() -> P + 'static,
+        P: StreamProtocol<K>,
+    {
+        let inner = Rc::new_cyclic(|this| ServerInner {
+            lp: lp.clone(),
+            this: this.clone(),
+            listeners: RefCell::new(listeners),
+            accept_cbs: RefCell::new(Vec::new()),
+            factory: RefCell::new(Box::new(move || factory().into_obj())),
+            backlog: opts.backlog,
+            is_tcp,
+            unix_path,
+            serving: Cell::new(false),
+            closed: Cell::new(false),
+            backing_off: Cell::new(false),
+            conns: RefCell::new(Slab::new()),
+            waiters: RefCell::new(Vec::new()),
+        });
+        let s = Server { inner };
+        if opts.start_serving {
+            s.start_serving();
+        }
+        s
+    }
+
+    /// The addresses the server listens on (asyncio's `sockets`, as addresses).
+    pub fn sockets(&self) -> Vec<SockAddr> {
+        self.inner
+            .listeners
+            .borrow()
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// The first listening address as an IP socket address, if it is one.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.sockets().into_iter().find_map(|a| a.as_socket())
+    }
+
+    /// Starts accepting connections (a no-op if it already does or is closed).
+    pub fn start_serving(&self) {
+        let inner = &self.inner;
+        if inner.closed.get() || inner.serving.replace(true) {
+            return;
+        }
+        inner.add_readers();
+    }
+
+    /// Whether the server accepts connections.
+    pub fn is_serving(&self) -> bool {
+        self.inner.serving.get()
+    }
+
+    /// Stops listening and closes the listening sockets (asyncio's `close`). Connections
+    /// already accepted stay open; see [`close_clients`](Server::close_clients).
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Closes every connection gracefully (buffered data is sent first).
+    pub fn close_clients(&self) {
+        for t in self.inner.live_connections() {
+            t.handle().close();
+        }
+    }
+
+    /// Aborts every connection at once.
+    pub fn abort_clients(&self) {
+        for t in self.inner.live_connections() {
+            t.handle().abort();
+        }
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.inner.conns.borrow().len()
+    }
+
+    /// Waits until the server is closed and all its connections are gone (asyncio 3.12's
+    /// `wait_closed`).
+    pub async fn wait_closed(&self) {
+        let inner = self.inner.clone();
+        poll_fn(move |cx| {
+            if inner.closed.get() && inner.conns.borrow().is_empty() {
+                return Poll::Ready(());
+            }
+            let mut w = inner.waiters.borrow_mut();
+            if !w.iter().any(|x| x.will_wake(cx.waker())) {
+                w.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
+    }
+
+    /// Starts serving and waits until the server is closed (asyncio's `serve_forever`).
+    /// Dropping the future (cancelling it) closes the server, as in asyncio.
+    ///
+    /// # Errors
+    /// None today; `io::Result` leaves room for failures of the listening socket.
+    pub async fn serve_forever(&self) -> io::Result<()> {
+        struct CloseOnDrop(Rc<ServerInner>);
+        impl Drop for CloseOnDrop {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
+        self.start_serving();
+        let guard = CloseOnDrop(self.inner.clone());
+        let inner = self.inner.clone();
+        poll_fn(move |cx| {
+            if inner.closed.get() {
+                return Poll::Ready(());
+            }
+            let mut w = inner.waiters.borrow_mut();
+            if !w.iter().any(|x| x.will_wake(cx.waker())) {
+                w.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await;
+        drop(guard);
+        Ok(())
+    }
+
+    /// Graceful shutdown: stops accepting, closes the connections that have nothing left to
+    /// send, lets the others finish sending and close, and aborts whatever is still open
+    /// after `deadline`. Returns when every connection is gone.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let until = Instant::now() + deadline;
+        self.close();
+        self.close_clients();
+        let _ = crate::time::timeout_at(until, self.wait_closed()).await;
+        if self.connection_count() > 0 {
+            self.abort_clients();
+            self.wait_closed().await;
+        }
+    }
+}
+
+impl ServerInner {
+    fn add_readers(&self) {
+        let Some(me) = self.this.upgrade() else {
+            return;
+        };
+        let n = self.listeners.borrow().len();
+        let mut cbs = self.accept_cbs.borrow_mut();
+        if cbs.is_empty() {
+            for i in 0..n {
+                let s = me.clone();
+                let cb: Rc<IoCallback> = Rc::new(IoCallback {
+                    active: Cell::new(true),
+                    f: move || s.accept_ready(i),
+                });
+                cbs.push(cb);
+            }
+        }
+        let listeners = self.listeners.borrow();
+        for (l, cb) in listeners.iter().zip(cbs.iter()) {
+            if let Err(e) =
+                self.lp
+                    .inner
+                    .selector
+                    .set_callback(l.as_raw_fd(), READ, Some(cb.clone()))
+            {
+                log::error!("cannot watch listening socket: {e}");
+            }
+        }
+    }
+
+    fn remove_readers(&self) {
+        for l in self.listeners.borrow().iter() {
+            self.lp
+                .inner
+                .selector
+                .set_callback(l.as_raw_fd(), READ, None)
+                .ok();
+        }
+    }
+
+    fn accept_ready(&self, i: usize) {
+        if !self.serving.get() || self.backing_off.get() {
+            return;
+        }
+        for _ in 0..self.backlog {
+            let r = {
+                let ls = self.listeners.borrow();
+                let Some(l) = ls.get(i) else { return };
+                accept(l)
+            };
+            match r {
+                Ok((sock, peer)) => self.serve(sock, peer),
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EAGAIN) => return,
+                    Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => continue,
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        self.back_off(e);
+                        return;
+                    }
+                    _ => {
+                        self.lp.call_exception_handler(
+                            &ExceptionContext::new("socket.accept() failed").with_error(e),
+                        );
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Out of file descriptors (or memory): stop accepting for a second instead of spinning
+    /// on a listener that stays readable, then resume by itself.
+    fn back_off(&self, e: io::Error) {
+        log::error!(
+            "socket.accept() out of system resource ({e}); pausing accepting for {:?}",
+            ACCEPT_RETRY_DELAY
+        );
+        self.backing_off.set(true);
+        self.remove_readers();
+        let Some(me) = self.this.upgrade() else {
+            return;
+        };
+        self.lp.call_later(ACCEPT_RETRY_DELAY, move || {
+            me.backing_off.set(false);
+            if me.serving.get() && !me.closed.get() {
+                me.add_readers();
+            }
+        });
+    }
+
+    fn serve(&self, sock: Socket, peer: SockAddr) {
+        if self.is_tcp {
+            sock.set_tcp_nodelay(true).ok();
+        }
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (self.factory.borrow_mut())()
+        }));
+        let proto = match made {
+            Ok(p) => p,
+            Err(payload) => {
+                self.lp.call_exception_handler(
+                    &ExceptionContext::new("protocol factory panicked; connection dropped")
+                        .with_panic(payload),
+                );
+                return;
+            }
+        };
+        let t = SocketTransport::start(&self.lp, sock, proto, Some(peer), None);
+        let key = self.conns.borrow_mut().insert(Rc::downgrade(&t));
+        let me = self.this.clone();
+        t.set_on_lost(move || {
+            if let Some(s) = me.upgrade() {
+                s.detach(key);
+            }
+        });
+    }
+
+    fn detach(&self, key: usize) {
+        let empty = {
+            let mut c = self.conns.borrow_mut();
+            if c.contains(key) {
+                c.remove(key);
+            }
+            c.is_empty()
+        };
+        if empty && self.closed.get() {
+            self.wake_waiters();
+        }
+    }
+
+    fn live_connections(&self) -> Vec<Rc<SocketTransport>> {
+        self.conns
+            .borrow()
+            .iter()
+            .filter_map(|(_, w)| w.upgrade())
+            .collect()
+    }
+
+    fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        self.serving.set(false);
+        self.remove_readers();
+        for cb in self.accept_cbs.borrow_mut().drain(..) {
+            cb.active.set(false);
+        }
+        self.listeners.borrow_mut().clear();
+        if let Some(p) = &self.unix_path {
+            std::fs::remove_file(p).ok();
+        }
+        self.wake_waiters();
+    }
+
+    fn wake_waiters(&self) {
+        let ws = std::mem::take(&mut *self.waiters.borrow_mut());
+        for w in ws {
+            w.wake();
+        }
+    }
+}

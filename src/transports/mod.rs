@@ -1,0 +1,198 @@
+//! Transports: the `Transport` handle that protocols and tasks hold, and its implementations
+//! (asyncio's `transports.py` and the selector transports).
+
+mod flow;
+mod proto;
+pub(crate) mod socket;
+mod write_buf;
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+pub(crate) use proto::ProtoRc;
+pub use proto::{ProtocolRef, StreamProtocol, kind};
+use socket2::SockAddr;
+
+/// What [`Transport::get_extra_info`] answers.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ExtraInfo {
+    /// A socket address: `"peername"`, `"sockname"`.
+    Address(SockAddr),
+    /// The transport's file descriptor: `"socket"`. It stays owned by the transport.
+    Fd(RawFd),
+}
+
+/// The operations every stream transport implements.
+pub(crate) trait TransportImpl {
+    fn write(&self, data: &[u8]);
+    fn write_eof(&self);
+    fn can_write_eof(&self) -> bool;
+    fn close(&self);
+    fn abort(&self);
+    fn is_closing(&self) -> bool;
+    fn pause_reading(&self);
+    fn resume_reading(&self);
+    fn is_reading(&self) -> bool;
+    fn get_write_buffer_size(&self) -> usize;
+    fn get_write_buffer_limits(&self) -> (usize, usize);
+    fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> io::Result<()>;
+    fn get_extra_info(&self, name: &str) -> Option<ExtraInfo>;
+    fn set_protocol(&self, p: ProtoRc);
+    fn get_protocol(&self) -> Option<ProtoRc>;
+}
+
+/// A connection's transport (asyncio's `Transport`): the handle through which a protocol —
+/// or any task — writes, pauses reading, and closes.
+///
+/// It is a cheap clonable handle (`Rc`): a protocol keeps the one `connection_made` gives
+/// it, and tasks can hold clones. Every method may be called from inside any protocol
+/// callback without a run-time borrow failure: the transport's state and the protocol live
+/// in separate cells, `close` delivers `connection_lost` later (with `call_soon`), and a
+/// `pause_writing` that falls due while the protocol is busy in a callback is delivered
+/// right after that callback returns.
+///
+/// After the connection is lost, writes are dropped (and, after five, logged once), as
+/// asyncio does.
+#[derive(Clone)]
+pub struct Transport {
+    pub(crate) inner: Rc<dyn TransportImpl>,
+}
+
+impl Transport {
+    /// Writes `data`: sent at once if nothing is buffered, else (or for what the socket did
+    /// not take) buffered and flushed when the socket is writable. Never blocks.
+    ///
+    /// # Panics
+    /// After [`write_eof`](Transport::write_eof) (asyncio raises `RuntimeError`).
+    #[inline]
+    pub fn write(&self, data: &[u8]) {
+        self.inner.write(data);
+    }
+
+    /// Writes each buffer of `list` in order (asyncio's `writelines`).
+    pub fn writelines<'a>(&self, list: impl IntoIterator<Item = &'a [u8]>) {
+        for d in list {
+            self.inner.write(d);
+        }
+    }
+
+    /// Closes the write side once the buffer has drained (a half-close); reading goes on.
+    pub fn write_eof(&self) {
+        self.inner.write_eof();
+    }
+
+    /// Whether [`write_eof`](Transport::write_eof) is supported (true for TCP and Unix
+    /// sockets).
+    pub fn can_write_eof(&self) -> bool {
+        self.inner.can_write_eof()
+    }
+
+    /// Closes the transport: buffered data is still sent, then the connection is closed and
+    /// the protocol's `connection_lost(None)` is called (later, from the loop).
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Closes at once, dropping buffered data; `connection_lost(None)` follows.
+    pub fn abort(&self) {
+        self.inner.abort();
+    }
+
+    /// Whether the transport is closing or closed.
+    pub fn is_closing(&self) -> bool {
+        self.inner.is_closing()
+    }
+
+    /// Stops calling `data_received` until [`resume_reading`](Transport::resume_reading).
+    pub fn pause_reading(&self) {
+        self.inner.pause_reading();
+    }
+
+    /// Resumes reading after [`pause_reading`](Transport::pause_reading).
+    pub fn resume_reading(&self) {
+        self.inner.resume_reading();
+    }
+
+    /// Whether the transport is receiving data (not paused, not closing).
+    pub fn is_reading(&self) -> bool {
+        self.inner.is_reading()
+    }
+
+    /// Bytes waiting in the write buffer.
+    pub fn get_write_buffer_size(&self) -> usize {
+        self.inner.get_write_buffer_size()
+    }
+
+    /// The write buffer's `(low, high)` water marks.
+    pub fn get_write_buffer_limits(&self) -> (usize, usize) {
+        self.inner.get_write_buffer_limits()
+    }
+
+    /// Sets the water marks (asyncio's defaults: a missing `high` is 64 KiB or 4 × `low`, a
+    /// missing `low` is `high / 4`). `pause_writing` is called when the buffer goes strictly
+    /// over `high`, `resume_writing` when it drains to `low` or below.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `high < low`.
+    pub fn set_write_buffer_limits(
+        &self,
+        high: Option<usize>,
+        low: Option<usize>,
+    ) -> io::Result<()> {
+        self.inner.set_write_buffer_limits(high, low)
+    }
+
+    /// asyncio's `get_extra_info`: `"peername"`, `"sockname"`, `"socket"`.
+    pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        self.inner.get_extra_info(name)
+    }
+
+    /// The peer's address.
+    pub fn peername(&self) -> Option<SockAddr> {
+        match self.get_extra_info("peername") {
+            Some(ExtraInfo::Address(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The local address.
+    pub fn sockname(&self) -> Option<SockAddr> {
+        match self.get_extra_info("sockname") {
+            Some(ExtraInfo::Address(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Hands the connection to a new protocol (asyncio's `set_protocol`); the new protocol
+    /// gets no `connection_made`. Returns the handle to it.
+    pub fn set_protocol<K, P: StreamProtocol<K>>(&self, protocol: P) -> ProtocolRef<P> {
+        let obj = protocol.into_obj();
+        self.inner.set_protocol(obj.clone());
+        ProtocolRef::new(obj)
+    }
+
+    /// The current protocol, if it is a `P` (asyncio's `get_protocol`).
+    pub fn get_protocol<P: 'static>(&self) -> Option<ProtocolRef<P>> {
+        let obj = self.inner.get_protocol()?;
+        let r = ProtocolRef::<P>::new(obj);
+        // A protocol busy in its own callback is still the right type: check only when free.
+        match r.try_with(|_| ()) {
+            Some(()) => Some(r),
+            None if r.is_busy() => Some(r),
+            None => None,
+        }
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("closing", &self.is_closing())
+            .field("reading", &self.is_reading())
+            .field("write_buffer", &self.get_write_buffer_size())
+            .finish()
+    }
+}

@@ -1,0 +1,231 @@
+//! How a transport holds a protocol: one object-safe trait over `Protocol` and
+//! `BufferedProtocol`, and the typed handle users keep.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+
+use crate::protocols::{BufferedProtocol, Protocol};
+use crate::transports::Transport;
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// What one read did.
+    #[derive(Debug)]
+    pub enum ReadOutcome {
+        Data,
+        WouldBlock,
+        Eof,
+        Error(io::Error),
+    }
+
+    /// The transport's view of a stream protocol, whichever kind it is.
+    pub trait ProtoObj {
+        fn connection_made(&mut self, t: &Transport);
+        /// One `recv` from `fd` — into `shared` for a `Protocol`, into the protocol's own
+        /// buffer for a `BufferedProtocol` — then `data_received` / `buffer_updated`.
+        fn read(&mut self, fd: RawFd, shared: &mut [u8]) -> ReadOutcome;
+        fn eof_received(&mut self) -> bool;
+        fn connection_lost(&mut self, exc: Option<io::Error>);
+        fn pause_writing(&mut self);
+        fn resume_writing(&mut self);
+        fn as_any(&mut self) -> &mut dyn Any;
+    }
+}
+pub(crate) use sealed::{ProtoObj, ReadOutcome};
+
+/// A protocol object as a transport holds it.
+pub(crate) type ProtoRc = Rc<RefCell<dyn ProtoObj>>;
+
+/// `recv` into `buf`, retrying on EINTR.
+pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `fd` is the transport's
+        // socket, open while the transport is not closed (checked by the caller).
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+fn outcome(r: io::Result<usize>) -> Result<usize, ReadOutcome> {
+    match r {
+        Ok(0) => Err(ReadOutcome::Eof),
+        Ok(n) => Ok(n),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(ReadOutcome::WouldBlock),
+        Err(e) => Err(ReadOutcome::Error(e)),
+    }
+}
+
+/// Holds a [`Protocol`].
+pub(crate) struct Plain<P>(pub(crate) P);
+
+impl<P: Protocol> ProtoObj for Plain<P> {
+    fn connection_made(&mut self, t: &Transport) {
+        self.0.connection_made(t);
+    }
+    #[inline]
+    fn read(&mut self, fd: RawFd, shared: &mut [u8]) -> ReadOutcome {
+        match outcome(recv(fd, shared)) {
+            Ok(n) => {
+                self.0.data_received(&shared[..n]);
+                ReadOutcome::Data
+            }
+            Err(o) => o,
+        }
+    }
+    fn eof_received(&mut self) -> bool {
+        self.0.eof_received()
+    }
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        self.0.connection_lost(exc);
+    }
+    fn pause_writing(&mut self) {
+        self.0.pause_writing();
+    }
+    fn resume_writing(&mut self) {
+        self.0.resume_writing();
+    }
+    fn as_any(&mut self) -> &mut dyn Any {
+        &mut self.0
+    }
+}
+
+/// Holds a [`BufferedProtocol`].
+pub(crate) struct Buffered<P>(pub(crate) P);
+
+impl<P: BufferedProtocol> ProtoObj for Buffered<P> {
+    fn connection_made(&mut self, t: &Transport) {
+        self.0.connection_made(t);
+    }
+    #[inline]
+    fn read(&mut self, fd: RawFd, _shared: &mut [u8]) -> ReadOutcome {
+        let buf = self.0.get_buffer(0);
+        if buf.is_empty() {
+            return ReadOutcome::Error(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "BufferedProtocol::get_buffer() returned an empty buffer",
+            ));
+        }
+        match outcome(recv(fd, buf)) {
+            Ok(n) => {
+                self.0.buffer_updated(n);
+                ReadOutcome::Data
+            }
+            Err(o) => o,
+        }
+    }
+    fn eof_received(&mut self) -> bool {
+        self.0.eof_received()
+    }
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        self.0.connection_lost(exc);
+    }
+    fn pause_writing(&mut self) {
+        self.0.pause_writing();
+    }
+    fn resume_writing(&mut self) {
+        self.0.resume_writing();
+    }
+    fn as_any(&mut self) -> &mut dyn Any {
+        &mut self.0
+    }
+}
+
+/// Markers that let one function accept both kinds of stream protocol.
+pub mod kind {
+    /// The protocol is a [`Protocol`](crate::Protocol).
+    #[derive(Debug)]
+    pub enum Stream {}
+    /// The protocol is a [`BufferedProtocol`](crate::BufferedProtocol).
+    #[derive(Debug)]
+    pub enum Buffered {}
+}
+
+/// A stream protocol of either kind: implemented for every [`Protocol`] and every
+/// [`BufferedProtocol`]. `K` is inferred; a type that implements both traits must say which
+/// it means (`create_connection::<_, _, tulip::kind::Buffered>(…)`).
+pub trait StreamProtocol<K>: Sized + 'static {
+    #[doc(hidden)]
+    fn into_obj(self) -> ProtoRc;
+}
+
+impl<P: Protocol> StreamProtocol<kind::Stream> for P {
+    fn into_obj(self) -> ProtoRc {
+        Rc::new(RefCell::new(Plain(self)))
+    }
+}
+
+impl<P: BufferedProtocol> StreamProtocol<kind::Buffered> for P {
+    fn into_obj(self) -> ProtoRc {
+        Rc::new(RefCell::new(Buffered(self)))
+    }
+}
+
+/// The user's handle to a protocol that a transport owns (what asyncio's
+/// `create_connection` returns as its second element).
+///
+/// Access goes through closures, so no borrow can be held across an `await` while the
+/// transport needs the protocol.
+pub struct ProtocolRef<P> {
+    obj: ProtoRc,
+    _p: PhantomData<Rc<RefCell<P>>>,
+}
+
+impl<P> Clone for ProtocolRef<P> {
+    fn clone(&self) -> Self {
+        ProtocolRef {
+            obj: self.obj.clone(),
+            _p: PhantomData,
+        }
+    }
+}
+
+impl<P: 'static> ProtocolRef<P> {
+    pub(crate) fn new(obj: ProtoRc) -> ProtocolRef<P> {
+        ProtocolRef {
+            obj,
+            _p: PhantomData,
+        }
+    }
+
+    /// Whether the protocol is running one of its callbacks right now.
+    pub(crate) fn is_busy(&self) -> bool {
+        self.obj.try_borrow_mut().is_err()
+    }
+
+    /// Runs `f` on the protocol; `None` if the protocol is busy in one of its own callbacks
+    /// (calling this from inside the protocol itself).
+    pub fn try_with<R>(&self, f: impl FnOnce(&mut P) -> R) -> Option<R> {
+        let mut g = self.obj.try_borrow_mut().ok()?;
+        let p = g.as_any().downcast_mut::<P>()?;
+        Some(f(p))
+    }
+
+    /// Runs `f` on the protocol.
+    ///
+    /// # Panics
+    /// If called from inside one of this protocol's own callbacks (use `&mut self` there).
+    pub fn with<R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
+        self.try_with(f)
+            .expect("ProtocolRef::with called while the protocol runs one of its callbacks")
+    }
+}
+
+impl<P> fmt::Debug for ProtocolRef<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtocolRef")
+            .field("type", &std::any::type_name::<P>())
+            .finish()
+    }
+}
