@@ -486,10 +486,15 @@ impl Selector {
 
     /// Brings the kernel's interest in line for every dirty fd: at most one `epoll_ctl`
     /// each, none when nothing changed in the end.
+    #[inline]
     pub(crate) fn sync(&self) {
-        if self.dirty.borrow().is_empty() {
-            return;
+        if !self.dirty.borrow().is_empty() {
+            self.sync_dirty();
         }
+    }
+
+    #[cold]
+    fn sync_dirty(&self) {
         let mut dirty = std::mem::take(&mut *self.dirty.borrow_mut());
         let mut to_wake: Vec<Waker> = Vec::new();
         {
@@ -564,37 +569,55 @@ impl Selector {
         Ok(n)
     }
 
-    /// Event `i` of the last wait: whether it is the notifier's, and what to fire.
-    /// No borrow is held when this returns, so the caller may run user code.
-    pub(crate) fn take_event(&self, i: usize) -> (bool, Option<Fire>, Option<Fire>) {
-        let ev = self.events.borrow()[i];
-        let (flags, key) = (ev.events, ev.u64);
-        if key == NOTIFY_KEY {
-            return (true, None, None);
-        }
-        let fd = key as RawFd;
-        // As selectors.EpollSelector: anything but EPOLLIN also means "writable", anything
-        // but EPOLLOUT also means "readable" (errors and hang-ups wake both sides).
-        let readable = flags & !(libc::EPOLLOUT as u32) != 0;
-        let writable = flags & !(libc::EPOLLIN as u32) != 0;
-        self.with_entry(fd, |e| {
-            e.suspect = false;
-            let mut stale = false;
-            let r = if readable {
-                fire(&mut e.reader, &mut stale)
-            } else {
-                None
-            };
-            let w = if writable {
-                fire(&mut e.writer, &mut stale)
-            } else {
-                None
-            };
-            if stale {
-                self.mark_dirty(fd, e);
+    /// Turns the `n` events of the last wait into work: `fire` gets what each readable or
+    /// writable direction asks for; the return value says whether the notifier fired.
+    /// No borrow is held while `fire` runs, so it may run user code.
+    #[inline]
+    pub(crate) fn dispatch(&self, n: usize, mut fire: impl FnMut(Fire)) -> bool {
+        let mut notified = false;
+        for i in 0..n {
+            let ev = self.events.borrow()[i];
+            let (flags, key) = (ev.events, ev.u64);
+            if key == NOTIFY_KEY {
+                notified = true;
+                continue;
             }
-            (false, r, w)
-        })
+            let fd = key as RawFd;
+            // As selectors.EpollSelector: anything but EPOLLIN also means "writable",
+            // anything but EPOLLOUT also means "readable" (errors and hang-ups wake both).
+            let readable = flags & !(libc::EPOLLOUT as u32) != 0;
+            let writable = flags & !(libc::EPOLLIN as u32) != 0;
+            let (r, w) = {
+                let mut entries = self.entries.borrow_mut();
+                let Some(e) = entries.get_mut(fd as usize) else {
+                    continue;
+                };
+                e.suspect = false;
+                let mut stale = false;
+                let r = if readable {
+                    take_fire(&mut e.reader, &mut stale)
+                } else {
+                    None
+                };
+                let w = if writable {
+                    take_fire(&mut e.writer, &mut stale)
+                } else {
+                    None
+                };
+                if stale && !e.dirty {
+                    e.dirty = true;
+                    self.dirty.borrow_mut().push(fd);
+                }
+                (r, w)
+            };
+            if let Some(f) = r {
+                fire(f);
+            }
+            if let Some(f) = w {
+                fire(f);
+            }
+        }
+        notified
     }
 
     /// Drops every registration (loop close) and returns what they held, to be dropped
@@ -630,7 +653,8 @@ impl Selector {
     }
 }
 
-fn fire(slot: &mut Slot, stale: &mut bool) -> Option<Fire> {
+#[inline]
+fn take_fire(slot: &mut Slot, stale: &mut bool) -> Option<Fire> {
     match slot {
         Slot::Empty => {
             *stale = true;

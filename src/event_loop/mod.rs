@@ -569,17 +569,8 @@ impl Inner {
             }
         };
         self.suspect_wait_timed_out.set(capped && n == 0);
-        for i in 0..n {
-            let (notified, r, w) = self.selector.take_event(i);
-            if notified {
-                self.remote.drain_notifier();
-            }
-            if let Some(f) = r {
-                self.fire(f);
-            }
-            if let Some(f) = w {
-                self.fire(f);
-            }
+        if n > 0 && self.selector.dispatch(n, |f| self.fire(f)) {
+            self.remote.drain_notifier();
         }
         if self.remote.has_pending() {
             self.drain_inbox();
@@ -598,8 +589,12 @@ impl Inner {
     /// One `catch_unwind` covers the whole batch and is set up again only after a callback
     /// panicked; a panic of the main future is resumed, not reported, so that it unwinds out
     /// of `run_until_complete`.
-    fn run_ready(&self, mut main: Option<&mut dyn FnMut()>) {
-        let mut left = self.ready.len();
+    fn run_ready(&self, main: Option<&mut dyn FnMut()>) {
+        self.run_ready_n(self.ready.len(), main);
+    }
+
+    /// The run phase for the first `left` items of the ready queue.
+    fn run_ready_n(&self, mut left: usize, mut main: Option<&mut dyn FnMut()>) {
         let debug = self.debug.get();
         let in_main = Cell::new(false);
         while left > 0 {

@@ -81,6 +81,7 @@ impl TimerHeap {
 
     /// Drops cancelled timers: all of them if they are more than half of a big heap, else
     /// those at the top. Returns the earliest live deadline.
+    #[inline]
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         let n = self.heap.len();
         if n == 0 {

@@ -43,6 +43,7 @@ pub(crate) use sealed::{ProtoObj, ReadOutcome};
 pub(crate) type ProtoRc = Rc<RefCell<dyn ProtoObj>>;
 
 /// `recv` into `buf`, retrying on EINTR.
+#[inline]
 pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `fd` is the transport's
@@ -58,6 +59,7 @@ pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+#[inline]
 fn outcome(r: io::Result<usize>) -> Result<usize, ReadOutcome> {
     match r {
         Ok(0) => Err(ReadOutcome::Eof),
