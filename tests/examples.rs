@@ -55,7 +55,7 @@ fn run_example(name: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|err| panic!("cannot run `cargo run --example {name}`: {err}"))
 }
 
-/// A running `sock_echo_server`; killed and reaped when dropped.
+/// A running server example; killed and reaped when dropped.
 struct Server {
     child: Child,
     addr: SocketAddr,
@@ -63,12 +63,13 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Server {
-        let mut child = example("sock_echo_server", &["127.0.0.1:0"])
+    /// Starts the example `name` on a free port and waits for its `listening on` line.
+    fn start(name: &str) -> Server {
+        let mut child = example(name, &["127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("cannot start `cargo run --example sock_echo_server`");
+            .unwrap_or_else(|err| panic!("cannot start `cargo run --example {name}`: {err}"));
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
         stdout
@@ -85,7 +86,7 @@ impl Server {
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| {
                 let status = server.child.try_wait();
-                panic!("unexpected first line from the server: {line:?} (status: {status:?})")
+                panic!("unexpected first line from {name}: {line:?} (status: {status:?})")
             });
         assert_ne!(port, 0, "the server must print the port it really bound");
         server.addr.set_port(port);
@@ -123,7 +124,7 @@ fn echo(stream: &mut TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
 #[test]
 fn echo_server_and_client() {
     let _watchdog = watchdog("echo_server_and_client");
-    let server = Server::start();
+    let server = Server::start("sock_echo_server");
 
     // Two connections at once, messages alternating between them.
     let mut a = server.connect();
@@ -180,10 +181,22 @@ fn exit_codes() {
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    let out = run_example("sock_echo_client", &[&format!("127.0.0.1:{port}"), "hi"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("refused"), "unexpected stderr: {stderr:?}");
+    for client in ["sock_echo_client", "tcp_echo_client"] {
+        let out = run_example(client, &[&format!("127.0.0.1:{port}"), "hi"]);
+        assert_eq!(out.status.code(), Some(1), "{client}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("refused"),
+            "{client}: unexpected stderr: {stderr:?}"
+        );
+    }
+
+    for name in ["tcp_echo_client", "http_hello"] {
+        let out = run_example(name, &["not an address"]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
+        assert!(out.stdout.is_empty(), "{name}: {out:?}");
+        assert!(!out.stderr.is_empty(), "{name}: {out:?}");
+    }
 }
 
 #[test]
@@ -220,4 +233,256 @@ fn tour() {
         position(&format!("[client {i}] echoed 'hello from {i}'"));
     }
     position("[server] task cancelled");
+}
+
+#[test]
+fn tcp_echo_server_and_client() {
+    let _watchdog = watchdog("tcp_echo_server_and_client");
+    let server = Server::start("tcp_echo_server");
+    let addr = server.addr.to_string();
+
+    let out = run_example("tcp_echo_client", &[&addr, "hello from the examples test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tcp_echo_client failed: {out:?}");
+    assert!(
+        stdout.contains("Data received: \"hello from the examples test\""),
+        "unexpected output: {stdout:?}"
+    );
+
+    let out = run_example("tcp_echo_client", &[&addr]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tcp_echo_client failed: {out:?}");
+    assert!(
+        stdout.contains("Hello World!"),
+        "unexpected output: {stdout:?}"
+    );
+
+    // A client that sends a lot and does not read at first: the echo backs up into the
+    // server's transport, which has to pause reading (and resume later) without losing or
+    // reordering a byte. 1 MiB is not enough to get there: Linux absorbs it in the socket
+    // buffers (the server's send buffer grows up to `tcp_wmem`'s 4 MiB), so send 8 MiB, to
+    // a small receive buffer.
+    let sock = tulip::socket2::Socket::new(
+        tulip::socket2::Domain::IPV4,
+        tulip::socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    sock.set_recv_buffer_size(16 * 1024).unwrap();
+    sock.connect(&server.addr.into()).expect("cannot connect");
+    let mut conn = TcpStream::from(sock);
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    conn.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let mut writer = conn.try_clone().unwrap();
+    let payload = big.clone();
+    let sender = thread::spawn(move || writer.write_all(&payload));
+    thread::sleep(Duration::from_millis(300));
+    let mut back = vec![0; big.len()];
+    conn.read_exact(&mut back)
+        .expect("reading the 8 MiB echo failed");
+    sender
+        .join()
+        .expect("the writer thread panicked")
+        .expect("sending 8 MiB failed");
+    assert!(back == big, "the 8 MiB echo differs");
+}
+
+#[test]
+fn existing_socket() {
+    let _watchdog = watchdog("existing_socket");
+    let out = run_example("existing_socket", &[]);
+    assert!(out.status.success(), "existing_socket failed: {out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Received: abc\nThe other end reads EOF: the transport closed its socket\n"
+    );
+}
+
+/// A request `http_hello` answers with `200 OK`.
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+
+/// One HTTP response, as the tests read it.
+#[derive(Debug)]
+struct Response {
+    status: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts `200 OK` with the body `Hello, World!` (or none, for `HEAD`).
+    fn assert_hello(&self, head: bool) {
+        assert_eq!(self.status, "HTTP/1.1 200 OK", "{self:?}");
+        assert_eq!(self.header("Content-Length"), Some("13"), "{self:?}");
+        let body: &[u8] = if head { b"" } else { b"Hello, World!" };
+        assert_eq!(self.body, body, "{self:?}");
+    }
+}
+
+/// Reads one response; after a `HEAD` request (`head`) there is no body, whatever
+/// `Content-Length` says.
+fn read_response(r: &mut BufReader<TcpStream>, head: bool) -> io::Result<Response> {
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    let status = line.trim_end_matches("\r\n").to_string();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let line = line.trim_end_matches("\r\n");
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| io::Error::other(format!("bad header line {line:?}")))?;
+        headers.push((name.to_string(), value.trim().to_string()));
+    }
+    let mut resp = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if !head {
+        let len: usize = resp
+            .header("Content-Length")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no Content-Length: {resp:?}")))?;
+        resp.body = vec![0; len];
+        r.read_exact(&mut resp.body)?;
+    }
+    Ok(resp)
+}
+
+/// Asserts that the server closed the connection: EOF and nothing more.
+fn assert_eof(r: &mut BufReader<TcpStream>) {
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest)
+        .expect("expected EOF from the server");
+    assert!(
+        rest.is_empty(),
+        "expected EOF, got {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+#[test]
+fn http_hello() {
+    let _watchdog = watchdog("http_hello");
+    let server = Server::start("http_hello");
+    let connect = || {
+        let conn = server.connect();
+        conn.set_nodelay(true).unwrap();
+        BufReader::new(conn)
+    };
+    let send = |r: &mut BufReader<TcpStream>, data: &[u8]| r.get_mut().write_all(data).unwrap();
+
+    // Keep-alive: two requests, one after the other, on one connection.
+    let mut c = connect();
+    for _ in 0..2 {
+        send(&mut c, GET);
+        let resp = read_response(&mut c, false).expect("keep-alive request failed");
+        resp.assert_hello(false);
+        assert_eq!(resp.header("Connection"), None, "{resp:?}");
+    }
+
+    // HEAD: the headers, and no body: the next response starts right after them.
+    send(&mut c, b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n");
+    read_response(&mut c, true).unwrap().assert_hello(true);
+    send(&mut c, GET);
+    read_response(&mut c, false).unwrap().assert_hello(false);
+
+    // Pipelining: three requests in one write, three responses in order (the HEAD in the
+    // middle has no body, so a response out of order would not parse).
+    let pipelined = [GET, b"HEAD /x HTTP/1.1\r\nHost: test\r\n\r\n", GET].concat();
+    send(&mut c, &pipelined);
+    for head in [false, true, false] {
+        let resp = read_response(&mut c, head).expect("pipelined request failed");
+        resp.assert_hello(head);
+    }
+
+    // A request split across three writes (one cut inside the final CRLFCRLF), then one
+    // whose first part rides along with the end of the previous one.
+    let splits: [&[&[u8]]; 2] = [
+        &[b"GET / HT", b"TP/1.1\r\nHost: test\r\n\r", b"\n"],
+        &[
+            b"GET /a HTTP/1.1\r\nHost: test\r\n\r\nGET /b HT",
+            b"TP/1.1\r\nHo",
+            b"st: test\r\n\r\n",
+        ],
+    ];
+    for parts in splits {
+        for part in parts {
+            send(&mut c, part);
+            thread::sleep(Duration::from_millis(20));
+        }
+        let requests = parts
+            .concat()
+            .windows(4)
+            .filter(|w| w == b"\r\n\r\n")
+            .count();
+        for _ in 0..requests {
+            let resp = read_response(&mut c, false).expect("split request failed");
+            resp.assert_hello(false);
+        }
+    }
+
+    // `Connection: close`: the response says so, and the server closes.
+    send(
+        &mut c,
+        b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+    );
+    let resp = read_response(&mut c, false).unwrap();
+    resp.assert_hello(false);
+    assert_eq!(resp.header("Connection"), Some("close"), "{resp:?}");
+    assert_eof(&mut c);
+
+    // HTTP/1.0 closes unless asked to keep the connection alive.
+    let mut c = connect();
+    send(&mut c, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    let resp = read_response(&mut c, false).unwrap();
+    resp.assert_hello(false);
+    assert_eq!(resp.header("Connection"), Some("keep-alive"), "{resp:?}");
+    send(&mut c, b"GET / HTTP/1.0\r\n\r\n");
+    let resp = read_response(&mut c, false).unwrap();
+    resp.assert_hello(false);
+    assert_eq!(resp.header("Connection"), Some("close"), "{resp:?}");
+    assert_eof(&mut c);
+
+    // Malformed requests: 400, then the connection is closed.
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
+    for bad in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost test\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        big_header.as_bytes(),
+        &big_header.as_bytes()[..8500], // over 8 KiB and not even complete
+    ] {
+        let mut c = connect();
+        send(&mut c, bad);
+        let resp = read_response(&mut c, false).expect("no response to a malformed request");
+        assert_eq!(resp.status, "HTTP/1.1 400 Bad Request", "{resp:?}");
+        assert_eq!(resp.header("Connection"), Some("close"), "{resp:?}");
+        assert_eof(&mut c);
+    }
+
+    // The server is still serving.
+    let mut c = connect();
+    send(&mut c, GET);
+    read_response(&mut c, false).unwrap().assert_hello(false);
 }

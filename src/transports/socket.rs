@@ -43,6 +43,8 @@ pub(crate) struct SocketTransport {
     conn_lost: Cell<u32>,
     /// `write_eof()` was called.
     eof: Cell<bool>,
+    /// The peer's EOF was read: reading never starts again.
+    read_eof: Cell<bool>,
     paused: Cell<bool>,
     /// `connection_made` was delivered.
     connected: Cell<bool>,
@@ -79,6 +81,7 @@ impl SocketTransport {
             closing: Cell::new(false),
             conn_lost: Cell::new(0),
             eof: Cell::new(false),
+            read_eof: Cell::new(false),
             paused: Cell::new(false),
             connected: Cell::new(false),
             lost: Cell::new(false),
@@ -191,6 +194,9 @@ impl SocketTransport {
     // ---- reading ----------------------------------------------------------------------
 
     fn add_reader(&self) {
+        if self.read_eof.get() {
+            return;
+        }
         let cb = {
             let mut r = self.reader.borrow_mut();
             if r.is_none() {
@@ -259,6 +265,7 @@ impl SocketTransport {
     }
 
     fn read_eof(&self) {
+        self.read_eof.set(true);
         let keep_open = self.call(|p| p.eof_received());
         if self.conn_lost.get() != 0 {
             return;
