@@ -172,11 +172,16 @@ async fn connect_happy(
     let mut running: Vec<Attempt> = Vec::new();
     let mut errors: Vec<(SocketAddr, io::Error)> = Vec::new();
     let mut timer: Option<Pin<Box<Sleep>>> = None;
+    let mut failed = false;
     poll_fn(|cx| {
         loop {
-            let fired = timer
-                .as_mut()
-                .is_some_and(|t| t.as_mut().poll(cx).is_ready());
+            // Start the next attempt when none runs, when the delay passed, or when an
+            // attempt just failed (RFC 8305: a failure starts the next one at once).
+            let fired = failed
+                || timer
+                    .as_mut()
+                    .is_some_and(|t| t.as_mut().poll(cx).is_ready());
+            failed = false;
             if next < addrs.len() && (running.is_empty() || fired) {
                 running.push(attempt(addrs[next], opts.local_addr));
                 next += 1;
@@ -189,16 +194,16 @@ async fn connect_happy(
                     Poll::Ready((a, Err(e))) => {
                         errors.push((a, e));
                         drop(running.swap_remove(i));
+                        failed = true;
                     }
                     Poll::Pending => i += 1,
                 }
             }
-            if running.is_empty() {
-                if next >= addrs.len() {
-                    let errs = std::mem::take(&mut errors);
-                    return Poll::Ready(Err(all_failed(host, port, errs)));
-                }
-                // The last attempt failed: start the next one now, not after the delay.
+            if running.is_empty() && next >= addrs.len() {
+                let errs = std::mem::take(&mut errors);
+                return Poll::Ready(Err(all_failed(host, port, errs)));
+            }
+            if failed && next < addrs.len() {
                 continue;
             }
             // Arm the delay timer with this waker (a new timer has not been polled yet).

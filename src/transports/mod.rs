@@ -177,13 +177,7 @@ impl Transport {
     /// The current protocol, if it is a `P` (asyncio's `get_protocol`).
     pub fn get_protocol<P: 'static>(&self) -> Option<ProtocolRef<P>> {
         let obj = self.inner.get_protocol()?;
-        let r = ProtocolRef::<P>::new(obj);
-        // A protocol busy in its own callback is still the right type: check only when free.
-        match r.try_with(|_| ()) {
-            Some(()) => Some(r),
-            None if r.is_busy() => Some(r),
-            None => None,
-        }
+        ProtocolRef::<P>::is_a(&obj).then(|| ProtocolRef::new(obj))
     }
 }
 

@@ -1,7 +1,7 @@
 //! How a transport holds a protocol: one object-safe trait over `Protocol` and
 //! `BufferedProtocol`, and the typed handle users keep.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
@@ -14,6 +14,19 @@ use crate::transports::Transport;
 
 pub(crate) mod sealed {
     use super::*;
+
+    /// A protocol in its cell, with the type of the user's protocol, which can be checked
+    /// without borrowing it (the protocol may be busy in a callback).
+    pub struct ProtoCell<T: ?Sized> {
+        pub(crate) type_id: TypeId,
+        pub(crate) cell: RefCell<T>,
+    }
+
+    impl<T: ?Sized> fmt::Debug for ProtoCell<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ProtoCell").finish_non_exhaustive()
+        }
+    }
 
     /// What one read did.
     #[derive(Debug)]
@@ -37,10 +50,10 @@ pub(crate) mod sealed {
         fn as_any(&mut self) -> &mut dyn Any;
     }
 }
-pub(crate) use sealed::{ProtoObj, ReadOutcome};
+pub(crate) use sealed::{ProtoCell, ProtoObj, ReadOutcome};
 
 /// A protocol object as a transport holds it.
-pub(crate) type ProtoRc = Rc<RefCell<dyn ProtoObj>>;
+pub(crate) type ProtoRc = Rc<ProtoCell<dyn ProtoObj>>;
 
 /// `recv` into `buf`, retrying on EINTR.
 #[inline]
@@ -164,13 +177,19 @@ pub trait StreamProtocol<K>: Sized + 'static {
 
 impl<P: Protocol> StreamProtocol<kind::Stream> for P {
     fn into_obj(self) -> ProtoRc {
-        Rc::new(RefCell::new(Plain(self)))
+        Rc::new(ProtoCell {
+            type_id: TypeId::of::<P>(),
+            cell: RefCell::new(Plain(self)),
+        })
     }
 }
 
 impl<P: BufferedProtocol> StreamProtocol<kind::Buffered> for P {
     fn into_obj(self) -> ProtoRc {
-        Rc::new(RefCell::new(Buffered(self)))
+        Rc::new(ProtoCell {
+            type_id: TypeId::of::<P>(),
+            cell: RefCell::new(Buffered(self)),
+        })
     }
 }
 
@@ -201,15 +220,15 @@ impl<P: 'static> ProtocolRef<P> {
         }
     }
 
-    /// Whether the protocol is running one of its callbacks right now.
-    pub(crate) fn is_busy(&self) -> bool {
-        self.obj.try_borrow_mut().is_err()
+    /// Whether the protocol is a `P`.
+    pub(crate) fn is_a(obj: &ProtoRc) -> bool {
+        obj.type_id == TypeId::of::<P>()
     }
 
     /// Runs `f` on the protocol; `None` if the protocol is busy in one of its own callbacks
     /// (calling this from inside the protocol itself).
     pub fn try_with<R>(&self, f: impl FnOnce(&mut P) -> R) -> Option<R> {
-        let mut g = self.obj.try_borrow_mut().ok()?;
+        let mut g = self.obj.cell.try_borrow_mut().ok()?;
         let p = g.as_any().downcast_mut::<P>()?;
         Some(f(p))
     }

@@ -124,7 +124,7 @@ impl SocketTransport {
     /// if there is no protocol, it is busy in another of its callbacks, or it panicked.
     fn call<R>(&self, f: impl FnOnce(&mut dyn ProtoObj) -> R) -> Option<R> {
         let p = self.protocol.borrow().clone()?;
-        let r = match p.try_borrow_mut() {
+        let r = match p.cell.try_borrow_mut() {
             Ok(mut g) => catch_unwind(AssertUnwindSafe(|| f(&mut *g))),
             Err(_) => return None,
         };
@@ -157,7 +157,7 @@ impl SocketTransport {
             let Some(p) = self.protocol.borrow().clone() else {
                 return;
             };
-            let Ok(mut g) = p.try_borrow_mut() else {
+            let Ok(mut g) = p.cell.try_borrow_mut() else {
                 self.flow.undeliver();
                 self.schedule_flow();
                 return;
@@ -230,7 +230,7 @@ impl SocketTransport {
         let Some(p) = self.protocol.borrow().clone() else {
             return;
         };
-        let Ok(mut g) = p.try_borrow_mut() else {
+        let Ok(mut g) = p.cell.try_borrow_mut() else {
             return;
         };
         let inner = &self.lp.inner;
@@ -328,9 +328,9 @@ impl SocketTransport {
         }
         let size = self.write_buf.borrow().len();
         if self.flow.check_resume(size) {
-            self.deliver_flow();
+            self.deliver_flow(); // may write more (asyncio: "May append to buffer")
         }
-        if size == 0 && self.conn_lost.get() == 0 {
+        if self.write_buf.borrow().is_empty() && self.conn_lost.get() == 0 {
             self.remove_writer();
             if self.closing.get() {
                 self.call_connection_lost(None);
@@ -401,6 +401,10 @@ impl SocketTransport {
     /// Deregisters, closes the fd and drops the protocol and callbacks (breaking the cycles).
     fn teardown(&self) {
         self.closing.set(true);
+        // From now on writes are dropped: the fd is closed and its number may be reused.
+        if self.conn_lost.get() == 0 {
+            self.conn_lost.set(1);
+        }
         self.remove_reader();
         self.remove_writer();
         if let Some(cb) = self.reader.borrow_mut().take() {
