@@ -52,6 +52,19 @@
 //! | `asyncio.sleep`, `asyncio.wait_for` / `asyncio.timeout` | [`sleep`], [`timeout`] |
 //! | `asyncio.sleep(0)` | [`yield_now`] |
 //! | `loop.sock_recv` … `loop.sock_sendto` | [`sock_recv`] … [`sock_sendto`] |
+//! | `asyncio.Protocol`, `asyncio.BufferedProtocol` | [`Protocol`], [`BufferedProtocol`] |
+//! | `asyncio.Transport` | [`Transport`] |
+//! | `loop.create_connection` | [`create_connection`] (Happy Eyeballs on by default) |
+//! | `loop.create_server` → `Server` | [`create_server`] → [`Server`] |
+//! | `loop.create_unix_connection` / `create_unix_server` | [`create_unix_connection`], [`create_unix_server`] |
+//! | `loop.connect_accepted_socket` | [`connect_accepted_socket`] |
+//!
+//! ## Protocols and transports
+//! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
+//! writes through, as in asyncio. The transport owns the protocol; what `create_connection`
+//! returns besides the transport is a [`ProtocolRef`], through which async code can look at
+//! the protocol's state. Reads go into one 256 KiB buffer per loop and reach
+//! `data_received` as a borrowed slice; `write` sends at once when nothing is buffered.
 
 mod error;
 mod event_loop;
