@@ -74,6 +74,7 @@ mod protocols;
 mod selector;
 mod server;
 mod sock;
+mod streams;
 mod task;
 mod time;
 mod transports;
@@ -94,6 +95,11 @@ pub use sock::{
     Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvInto, SockSendTo,
     SockSendall, sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_sendall,
     sock_sendto,
+};
+pub use streams::{
+    DEFAULT_LIMIT, HandlerResult, IncompleteRead, LimitOverrun, StreamReader, StreamWriter,
+    open_connection, open_connection_with, open_unix_connection, start_server, start_server_with,
+    start_unix_server,
 };
 pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
 pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};

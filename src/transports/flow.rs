@@ -91,6 +91,11 @@ impl Flow {
         Some(want)
     }
 
+    /// Whether writing is paused (as decided, whether or not the protocol heard it yet).
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.get()
+    }
+
     /// Undoes `next_delivery` when the protocol could not be reached.
     pub(crate) fn undeliver(&self) {
         self.told.set(!self.told.get());

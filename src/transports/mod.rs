@@ -42,6 +42,8 @@ pub(crate) trait TransportImpl {
     fn get_extra_info(&self, name: &str) -> Option<ExtraInfo>;
     fn set_protocol(&self, p: ProtoRc);
     fn get_protocol(&self) -> Option<ProtoRc>;
+    /// Ready when writing is not paused (or with an error once the connection is lost).
+    fn poll_drain(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>>;
 }
 
 /// A connection's transport (asyncio's `Transport`): the handle through which a protocol —

@@ -12,6 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
 
 use socket2::{SockAddr, Socket};
 
@@ -57,6 +58,8 @@ pub(crate) struct SocketTransport {
     peername: RefCell<Option<SockAddr>>,
     /// Called once when the connection is lost (the server's bookkeeping).
     on_lost: RefCell<Option<Box<dyn FnOnce()>>>,
+    /// Tasks waiting in `Transport::drain`.
+    drain_wakers: RefCell<Vec<Waker>>,
 }
 
 impl SocketTransport {
@@ -90,6 +93,7 @@ impl SocketTransport {
             writer: RefCell::new(None),
             peername: RefCell::new(peername),
             on_lost: RefCell::new(None),
+            drain_wakers: RefCell::new(Vec::new()),
         });
         let t2 = t.clone();
         lp.call_soon(move || {
@@ -152,8 +156,19 @@ impl SocketTransport {
 
     /// Tells the protocol `pause_writing` / `resume_writing` as decided; if it is busy in a
     /// callback, right after that callback (`call` flushes), or from the loop.
+    fn wake_drainers(&self) {
+        let ws = std::mem::take(&mut *self.drain_wakers.borrow_mut());
+        for w in ws {
+            w.wake();
+        }
+    }
+
     fn deliver_flow(&self) {
         while let Some(pause) = self.flow.next_delivery() {
+            if !pause {
+                // `Transport::drain` waiters hear of a resume whether or not the protocol can.
+                self.wake_drainers();
+            }
             let Some(p) = self.protocol.borrow().clone() else {
                 return;
             };
@@ -420,6 +435,7 @@ impl SocketTransport {
         if let Some(f) = hook {
             f();
         }
+        self.wake_drainers();
     }
 }
 
@@ -584,6 +600,23 @@ impl TransportImpl for SocketTransport {
 
     fn get_protocol(&self) -> Option<ProtoRc> {
         self.protocol.borrow().clone()
+    }
+
+    fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.lost.get() || self.conn_lost.get() != 0 {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "Connection lost",
+            )));
+        }
+        if !self.flow.is_paused() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut ws = self.drain_wakers.borrow_mut();
+        if !ws.iter().any(|w| w.will_wake(cx.waker())) {
+            ws.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 

@@ -1,0 +1,277 @@
+//! Streams (asyncio's `streams.py`): `StreamReader` and `StreamWriter` over a transport and
+//! a `BufferedProtocol`, `open_connection` and `start_server`, and the ways to move a
+//! connection between callback protocols and async code.
+
+mod buf;
+mod errors;
+mod protocol;
+mod reader;
+mod writer;
+
+use std::fmt::Display;
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+
+pub use errors::{IncompleteRead, LimitOverrun};
+pub use reader::StreamReader;
+pub use writer::StreamWriter;
+
+use crate::event_loop::ExceptionContext;
+use crate::net::{ConnectOptions, create_connection, create_unix_connection};
+use crate::server::{Server, ServerOptions, create_server, create_unix_server};
+use crate::transports::Transport;
+use protocol::{OnConnect, StreamProto};
+
+/// asyncio's default stream buffer limit: 64 KiB.
+pub const DEFAULT_LIMIT: usize = 64 * 1024;
+
+fn pair(
+    t: Transport,
+    pref: crate::ProtocolRef<StreamProto>,
+    limit: usize,
+) -> (StreamReader, StreamWriter) {
+    (
+        StreamReader::new(pref.clone(), t.clone(), limit),
+        StreamWriter::new(pref, t),
+    )
+}
+
+/// Opens a TCP connection and returns its stream pair (asyncio's `open_connection`).
+///
+/// ```no_run
+/// # tulip::run(async {
+/// let (mut reader, writer) = tulip::open_connection("127.0.0.1", 8888).await?;
+/// writer.write(b"hello\n");
+/// writer.drain().await?;
+/// let line = reader.readline().await?;
+/// # std::io::Result::Ok(()) });
+/// ```
+///
+/// # Errors
+/// As [`create_connection`].
+pub async fn open_connection(host: &str, port: u16) -> io::Result<(StreamReader, StreamWriter)> {
+    open_connection_with(host, port, ConnectOptions::default(), DEFAULT_LIMIT).await
+}
+
+/// [`open_connection`] with connection options and a buffer `limit`.
+///
+/// # Errors
+/// As [`create_connection`].
+pub async fn open_connection_with(
+    host: &str,
+    port: u16,
+    options: ConnectOptions,
+    limit: usize,
+) -> io::Result<(StreamReader, StreamWriter)> {
+    let (t, p) = create_connection(|| StreamProto::new(limit, None), host, port, options).await?;
+    Ok(pair(t, p, limit))
+}
+
+/// Opens a Unix stream connection and returns its stream pair (asyncio's
+/// `open_unix_connection`).
+///
+/// # Errors
+/// As [`create_unix_connection`].
+pub async fn open_unix_connection(
+    path: impl AsRef<Path>,
+) -> io::Result<(StreamReader, StreamWriter)> {
+    let (t, p) = create_unix_connection(|| StreamProto::new(DEFAULT_LIMIT, None), path).await?;
+    Ok(pair(t, p, DEFAULT_LIMIT))
+}
+
+/// What a `start_server` callback may return: `()`, or a `Result` whose error is reported
+/// to the loop's exception handler.
+pub trait HandlerResult: 'static {
+    /// Reports an error, if this is one.
+    fn report(self);
+}
+
+impl HandlerResult for () {
+    fn report(self) {}
+}
+
+impl<E: Display + 'static> HandlerResult for Result<(), E> {
+    fn report(self) {
+        if let Err(e) = self {
+            if let Some(lp) = crate::try_get_running_loop() {
+                lp.call_exception_handler(&ExceptionContext::new(format!(
+                    "client_connected_cb failed: {e}"
+                )));
+            }
+        }
+    }
+}
+
+fn on_connect<F, Fut>(cb: Rc<F>) -> OnConnect
+where
+    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerResult,
+{
+    Box::new(move |r, w| {
+        let fut = cb(r, w);
+        crate::spawn(async move { fut.await.report() }).detach();
+    })
+}
+
+/// Serves TCP connections with an async function (asyncio's `start_server`):
+/// `client_connected_cb(reader, writer)` runs as a task per connection.
+///
+/// ```no_run
+/// # tulip::run(async {
+/// let server = tulip::start_server(
+///     |mut reader: tulip::StreamReader, writer: tulip::StreamWriter| async move {
+///         while let Ok(line) = reader.readline().await {
+///             if line.is_empty() {
+///                 break;
+///             }
+///             writer.write(&line);
+///             writer.drain().await?;
+///         }
+///         std::io::Result::Ok(())
+///     },
+///     "127.0.0.1",
+///     8888,
+/// )
+/// .await?;
+/// server.serve_forever().await
+/// # });
+/// ```
+///
+/// # Errors
+/// As [`create_server`].
+pub async fn start_server<F, Fut>(
+    client_connected_cb: F,
+    host: &str,
+    port: u16,
+) -> io::Result<Server>
+where
+    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerResult,
+{
+    start_server_with(
+        client_connected_cb,
+        host,
+        port,
+        ServerOptions::default(),
+        DEFAULT_LIMIT,
+    )
+    .await
+}
+
+/// [`start_server`] with server options and a buffer `limit`.
+///
+/// # Errors
+/// As [`create_server`].
+pub async fn start_server_with<F, Fut>(
+    client_connected_cb: F,
+    host: &str,
+    port: u16,
+    options: ServerOptions,
+    limit: usize,
+) -> io::Result<Server>
+where
+    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerResult,
+{
+    let cb = Rc::new(client_connected_cb);
+    create_server(
+        move || StreamProto::new(limit, Some(on_connect(cb.clone()))),
+        host,
+        port,
+        options,
+    )
+    .await
+}
+
+/// Serves Unix-socket connections with an async function (asyncio's `start_unix_server`).
+///
+/// # Errors
+/// As [`create_unix_server`].
+pub async fn start_unix_server<F, Fut>(
+    client_connected_cb: F,
+    path: impl AsRef<Path>,
+) -> io::Result<Server>
+where
+    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerResult,
+{
+    let cb = Rc::new(client_connected_cb);
+    create_unix_server(
+        move || StreamProto::new(DEFAULT_LIMIT, Some(on_connect(cb.clone()))),
+        path,
+        ServerOptions::default(),
+    )
+    .await
+}
+
+impl Transport {
+    /// Hands this connection over to async code as a stream pair: the transport's protocol
+    /// is replaced by the stream protocol, and `received` — bytes the old protocol got and
+    /// did not consume — is what the reader reads first. Call it from inside
+    /// `data_received` with the rest of the slice, or from anywhere else.
+    ///
+    /// ```
+    /// use tulip::{Protocol, Transport};
+    ///
+    /// /// Reads a greeting line with callbacks, then continues in an async fn.
+    /// struct Greeting(Option<Transport>);
+    ///
+    /// impl Protocol for Greeting {
+    ///     fn connection_made(&mut self, t: &Transport) {
+    ///         self.0 = Some(t.clone());
+    ///     }
+    ///     fn data_received(&mut self, data: &[u8]) {
+    ///         if let Some(nl) = data.iter().position(|&b| b == b'\n') {
+    ///             let t = self.0.take().unwrap();
+    ///             let (mut reader, writer) = t.into_streams(&data[nl + 1..]);
+    ///             tulip::spawn(async move {
+    ///                 let line = reader.readline().await?;
+    ///                 writer.write(&line);
+    ///                 writer.drain().await
+    ///             })
+    ///             .detach();
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn into_streams(&self, received: &[u8]) -> (StreamReader, StreamWriter) {
+        let mut proto = StreamProto::new(DEFAULT_LIMIT, None);
+        proto.buf_extend(received);
+        proto.set_transport(self.clone());
+        let pref = self.set_protocol(proto);
+        pair(self.clone(), pref, DEFAULT_LIMIT)
+    }
+
+    /// Pauses reading until `fut` completes, running it as a task: the "async
+    /// `data_received`" — a protocol hands the slow work for one request to a task and reads
+    /// the next request only when it is done, so answers stay in order. Returns the task.
+    pub fn pause_reading_until<F>(&self, fut: F) -> crate::Task<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.pause_reading();
+        let t = self.clone();
+        crate::spawn(async move {
+            let out = fut.await;
+            t.resume_reading();
+            out
+        })
+    }
+
+    /// Waits until the write buffer is at or below the low-water mark after a
+    /// `pause_writing` — `drain` for async code that drives a transport without a
+    /// protocol of its own. Returns at once when writing is not paused.
+    ///
+    /// # Errors
+    /// `ConnectionReset` if the connection was lost.
+    pub async fn drain(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.inner.poll_drain(cx)).await
+    }
+}

@@ -1,0 +1,301 @@
+//! `StreamReader`: asyncio's reader methods, plus `futures_io::AsyncRead`/`AsyncBufRead`.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::buf::Buf;
+use super::errors::{IncompleteRead, LimitOverrun};
+use super::protocol::StreamProto;
+use crate::transports::{ProtocolRef, Transport};
+
+/// The reading half of a stream connection (asyncio's `StreamReader`).
+///
+/// Bytes are received straight into the buffer this reader reads from. Its methods take
+/// `&mut self`: one reader, one consumer. Errors follow asyncio: EOF before the expected
+/// bytes is an [`IncompleteRead`] (kind `UnexpectedEof`), a line over the limit a
+/// [`LimitOverrun`] (kind `InvalidData`).
+///
+/// When more than 2 × `limit` bytes wait unread, the transport stops reading until the
+/// reader catches up: memory stays bounded whatever the peer sends.
+pub struct StreamReader {
+    proto: ProtocolRef<StreamProto>,
+    transport: Transport,
+    /// What the reader took from the protocol and has not handed out yet.
+    buf: Buf,
+    limit: usize,
+}
+
+impl fmt::Debug for StreamReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamReader")
+            .field("buffered", &self.buf.len())
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl StreamReader {
+    pub(crate) fn new(proto: ProtocolRef<StreamProto>, transport: Transport, limit: usize) -> Self {
+        StreamReader {
+            proto,
+            transport,
+            buf: Buf::default(),
+            limit,
+        }
+    }
+
+    /// The buffer limit (asyncio's `limit`).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Takes what the protocol received into our buffer: `Ready(Ok(true))` if there is
+    /// more, `Ready(Ok(false))` at EOF, the connection's error if it was lost with one.
+    fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let limit = self.limit;
+        let mine = &mut self.buf;
+        self.proto
+            .try_with(|p| {
+                if !p.buf.is_empty() {
+                    if mine.is_empty() {
+                        // Hand over the whole buffer: no copy.
+                        std::mem::swap(mine, &mut p.buf);
+                    } else {
+                        mine.extend(p.buf.data());
+                        p.buf.clear();
+                    }
+                    if p.read_paused && mine.len() <= limit {
+                        p.read_paused = false;
+                        if let Some(t) = &p.transport {
+                            t.resume_reading();
+                        }
+                    }
+                    return Poll::Ready(Ok(true));
+                }
+                if let Some(e) = p.error() {
+                    return Poll::Ready(Err(e));
+                }
+                if p.eof {
+                    return Poll::Ready(Ok(false));
+                }
+                StreamProto::set_waker(&mut p.read_waker, cx.waker());
+                Poll::Pending
+            })
+            .unwrap_or_else(|| Poll::Ready(Err(io::Error::other("stream protocol busy"))))
+    }
+
+    /// Resumes the transport's reading if this reader's consumption brought the buffer
+    /// under the limit.
+    fn consumed(&mut self) {
+        let total = self.buf.len();
+        let limit = self.limit;
+        self.proto.try_with(|p| {
+            if p.read_paused && total + p.buf.len() <= limit {
+                p.read_paused = false;
+                if let Some(t) = &p.transport {
+                    t.resume_reading();
+                }
+            }
+        });
+    }
+
+    async fn more(&mut self) -> io::Result<bool> {
+        poll_fn(|cx| self.poll_more(cx)).await
+    }
+
+    /// Reads up to `n` bytes; an empty vector at EOF (asyncio's `read(n)`).
+    ///
+    /// # Errors
+    /// The connection's error if it was lost with one.
+    pub async fn read(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if self.buf.is_empty() && !self.more().await? {
+            return Ok(Vec::new());
+        }
+        let k = n.min(self.buf.len());
+        let out = self.buf.take(k);
+        self.consumed();
+        Ok(out)
+    }
+
+    /// Reads until EOF (asyncio's `read(-1)`).
+    ///
+    /// # Errors
+    /// The connection's error if it was lost with one.
+    pub async fn read_to_eof(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            out.extend_from_slice(self.buf.data());
+            self.buf.clear();
+            self.consumed();
+            if !self.more().await? {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Reads exactly `n` bytes (asyncio's `readexactly`).
+    ///
+    /// # Errors
+    /// [`IncompleteRead`] with the bytes read if EOF comes first.
+    pub async fn readexactly(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        while self.buf.len() < n {
+            if !self.more().await? {
+                let partial = self.buf.take(self.buf.len());
+                return Err(IncompleteRead::new(partial, Some(n)).into());
+            }
+        }
+        let out = self.buf.take(n);
+        self.consumed();
+        Ok(out)
+    }
+
+    /// Reads up to and including `separator` (asyncio's `readuntil`); the separator may be
+    /// several bytes long and arrive split across reads.
+    ///
+    /// # Errors
+    /// - [`IncompleteRead`] (with everything read, which is consumed) at EOF before the
+    ///   separator;
+    /// - [`LimitOverrun`] when the limit is reached first; the data stays in the buffer.
+    ///
+    /// # Panics
+    /// If `separator` is empty.
+    pub async fn readuntil(&mut self, separator: &[u8]) -> io::Result<Vec<u8>> {
+        assert!(
+            !separator.is_empty(),
+            "separator should be at least one-byte string"
+        );
+        let seplen = separator.len();
+        let mut offset = 0;
+        loop {
+            let data = self.buf.data();
+            if data.len() - offset >= seplen {
+                if let Some(i) = find(&data[offset..], separator) {
+                    let isep = offset + i;
+                    if isep > self.limit {
+                        return Err(LimitOverrun {
+                            message: "Separator is found, but chunk is longer than limit",
+                            consumed: isep,
+                        }
+                        .into());
+                    }
+                    let out = self.buf.take(isep + seplen);
+                    self.consumed();
+                    return Ok(out);
+                }
+                offset = data.len() + 1 - seplen;
+                if offset > self.limit {
+                    return Err(LimitOverrun {
+                        message: "Separator is not found, and chunk exceed the limit",
+                        consumed: offset,
+                    }
+                    .into());
+                }
+            }
+            if !self.more().await? {
+                let partial = self.buf.take(self.buf.len());
+                return Err(IncompleteRead::new(partial, None).into());
+            }
+        }
+    }
+
+    /// Reads a line, `\n` included (asyncio's `readline`). At EOF, the partial line (maybe
+    /// empty) is returned.
+    ///
+    /// # Errors
+    /// A line over the limit: an `InvalidData` error carrying a [`LimitOverrun`]. As in
+    /// asyncio the line (or, if its end has not arrived, the buffer) is dropped, so the
+    /// stream stays usable.
+    pub async fn readline(&mut self) -> io::Result<Vec<u8>> {
+        match self.readuntil(b"\n").await {
+            Ok(l) => Ok(l),
+            Err(e) => {
+                if let Some(inc) = IncompleteRead::from_io(&e) {
+                    return Ok(inc.partial.clone());
+                }
+                if let Some(lo) = LimitOverrun::from_io(&e) {
+                    let consumed = lo.consumed;
+                    if self.buf.data().get(consumed) == Some(&b'\n') {
+                        self.buf.consume(consumed + 1);
+                    } else {
+                        self.buf.clear();
+                    }
+                    self.consumed();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether EOF was reached and everything was read (asyncio's `at_eof`).
+    pub fn at_eof(&self) -> bool {
+        self.buf.is_empty()
+            && self
+                .proto
+                .try_with(|p| p.eof && p.buf.is_empty())
+                .unwrap_or(false)
+    }
+
+    /// The transport under the stream.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() == 1 {
+        return hay.iter().position(|&b| b == needle[0]);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+impl futures_io::AsyncRead for StreamReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if out.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.buf.is_empty() {
+            match this.poll_more(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(true)) => {}
+            }
+        }
+        let n = out.len().min(this.buf.len());
+        out[..n].copy_from_slice(&this.buf.data()[..n]);
+        this.buf.consume(n);
+        this.consumed();
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl futures_io::AsyncBufRead for StreamReader {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        if this.buf.is_empty() {
+            match this.poll_more(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+        Poll::Ready(Ok(this.buf.data()))
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        this.buf.consume(amt);
+        this.consumed();
+    }
+}

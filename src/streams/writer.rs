@@ -1,0 +1,159 @@
+//! `StreamWriter`: asyncio's writer methods, plus `futures_io::AsyncWrite`.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::protocol::StreamProto;
+use crate::transports::{ExtraInfo, ProtocolRef, Transport};
+
+/// The writing half of a stream connection (asyncio's `StreamWriter`).
+///
+/// `write` never blocks and never fails: it hands the bytes to the transport, which sends
+/// them at once or buffers them. [`drain`](StreamWriter::drain) is where back-pressure and
+/// errors show: it waits while the transport's buffer is over its high-water mark and
+/// returns the connection's error if it was lost.
+#[derive(Clone)]
+pub struct StreamWriter {
+    proto: ProtocolRef<StreamProto>,
+    transport: Transport,
+}
+
+impl fmt::Debug for StreamWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamWriter")
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+fn lost_error(p: &StreamProto) -> io::Error {
+    p.error()
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionReset, "Connection lost"))
+}
+
+impl StreamWriter {
+    pub(crate) fn new(proto: ProtocolRef<StreamProto>, transport: Transport) -> StreamWriter {
+        StreamWriter { proto, transport }
+    }
+
+    /// Writes `data` (see [`Transport::write`]); follow with [`drain`](StreamWriter::drain).
+    #[inline]
+    pub fn write(&self, data: &[u8]) {
+        self.transport.write(data);
+    }
+
+    /// Writes each buffer of `list`.
+    pub fn writelines<'a>(&self, list: impl IntoIterator<Item = &'a [u8]>) {
+        self.transport.writelines(list);
+    }
+
+    /// Closes the write side once the buffer has drained.
+    pub fn write_eof(&self) {
+        self.transport.write_eof();
+    }
+
+    /// Whether [`write_eof`](StreamWriter::write_eof) is supported.
+    pub fn can_write_eof(&self) -> bool {
+        self.transport.can_write_eof()
+    }
+
+    fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.proto
+            .try_with(|p| {
+                if p.lost {
+                    return Poll::Ready(Err(lost_error(p)));
+                }
+                if !p.write_paused {
+                    return Poll::Ready(Ok(()));
+                }
+                StreamProto::add_waker(&mut p.drain_wakers, cx.waker());
+                Poll::Pending
+            })
+            .unwrap_or(Poll::Ready(Ok(())))
+    }
+
+    /// Waits until the write buffer is below its high-water mark (asyncio's `drain`): at
+    /// once when it is, else until the transport resumes writing.
+    ///
+    /// # Errors
+    /// The connection's error if it was lost (`ConnectionReset` "Connection lost" if it was
+    /// lost without one).
+    pub async fn drain(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_drain(cx)).await
+    }
+
+    /// Closes the transport (buffered data is sent first).
+    pub fn close(&self) {
+        self.transport.close();
+    }
+
+    /// Whether the transport is closing or closed.
+    pub fn is_closing(&self) -> bool {
+        self.transport.is_closing()
+    }
+
+    fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.proto
+            .try_with(|p| {
+                if p.lost {
+                    return Poll::Ready(match p.error() {
+                        Some(e) => Err(e),
+                        None => Ok(()),
+                    });
+                }
+                StreamProto::add_waker(&mut p.closed_wakers, cx.waker());
+                Poll::Pending
+            })
+            .unwrap_or(Poll::Ready(Ok(())))
+    }
+
+    /// Waits until the connection is closed (asyncio's `wait_closed`).
+    ///
+    /// # Errors
+    /// The error the connection was lost with, if any.
+    pub async fn wait_closed(&self) -> io::Result<()> {
+        poll_fn(|cx| self.poll_closed(cx)).await
+    }
+
+    /// asyncio's `get_extra_info` (see [`Transport::get_extra_info`]).
+    pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        self.transport.get_extra_info(name)
+    }
+
+    /// The transport under the stream.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+}
+
+impl futures_io::AsyncWrite for StreamWriter {
+    /// Waits while the transport is paused for writing, then writes everything.
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.poll_drain(cx) {
+            Poll::Ready(Ok(())) => {
+                self.transport.write(buf);
+                Poll::Ready(Ok(buf.len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// `drain`.
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_drain(cx)
+    }
+
+    /// `close` + `wait_closed`.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.transport.close();
+        self.poll_closed(cx)
+    }
+}
