@@ -27,14 +27,28 @@ use protocol::{OnConnect, StreamProto};
 /// asyncio's default stream buffer limit: 64 KiB.
 pub const DEFAULT_LIMIT: usize = 64 * 1024;
 
-fn pair(
+/// Closes the transport when the last reader/writer handle of a connection is dropped, as
+/// asyncio's `StreamWriter.__del__` does: a dropped stream does not leak its connection.
+#[derive(Debug)]
+pub(crate) struct StreamGuard(Transport);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if !self.0.is_closing() {
+            self.0.close();
+        }
+    }
+}
+
+pub(crate) fn pair(
     t: Transport,
     pref: crate::ProtocolRef<StreamProto>,
     limit: usize,
 ) -> (StreamReader, StreamWriter) {
+    let guard = Rc::new(StreamGuard(t.clone()));
     (
-        StreamReader::new(pref.clone(), t.clone(), limit),
-        StreamWriter::new(pref, t),
+        StreamReader::new(pref.clone(), t.clone(), limit, guard.clone()),
+        StreamWriter::new(pref, t, guard),
     )
 }
 

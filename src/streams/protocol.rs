@@ -6,6 +6,7 @@ use std::task::Waker;
 
 use super::buf::Buf;
 use super::{StreamReader, StreamWriter};
+
 use crate::protocols::BufferedProtocol;
 use crate::transports::Transport;
 
@@ -92,11 +93,8 @@ impl BufferedProtocol for StreamProto {
         self.transport = Some(transport.clone());
         if let Some(cb) = self.on_connect.take() {
             if let Some(pref) = transport.get_protocol::<StreamProto>() {
-                let limit = self.limit;
-                cb(
-                    StreamReader::new(pref.clone(), transport.clone(), limit),
-                    StreamWriter::new(pref, transport.clone()),
-                );
+                let (r, w) = super::pair(transport.clone(), pref, self.limit);
+                cb(r, w);
             }
         }
     }

@@ -4,8 +4,10 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::StreamGuard;
 use super::buf::Buf;
 use super::errors::{IncompleteRead, LimitOverrun};
 use super::protocol::StreamProto;
@@ -26,6 +28,7 @@ pub struct StreamReader {
     /// What the reader took from the protocol and has not handed out yet.
     buf: Buf,
     limit: usize,
+    _guard: Rc<StreamGuard>,
 }
 
 impl fmt::Debug for StreamReader {
@@ -38,12 +41,18 @@ impl fmt::Debug for StreamReader {
 }
 
 impl StreamReader {
-    pub(crate) fn new(proto: ProtocolRef<StreamProto>, transport: Transport, limit: usize) -> Self {
+    pub(crate) fn new(
+        proto: ProtocolRef<StreamProto>,
+        transport: Transport,
+        limit: usize,
+        guard: Rc<StreamGuard>,
+    ) -> Self {
         StreamReader {
             proto,
             transport,
             buf: Buf::default(),
             limit,
+            _guard: guard,
         }
     }
 

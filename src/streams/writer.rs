@@ -4,8 +4,10 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::StreamGuard;
 use super::protocol::StreamProto;
 use crate::transports::{ExtraInfo, ProtocolRef, Transport};
 
@@ -15,10 +17,14 @@ use crate::transports::{ExtraInfo, ProtocolRef, Transport};
 /// them at once or buffers them. [`drain`](StreamWriter::drain) is where back-pressure and
 /// errors show: it waits while the transport's buffer is over its high-water mark and
 /// returns the connection's error if it was lost.
+///
+/// When the last handle of a connection — reader, writer or a clone — is dropped, the
+/// transport is closed, as asyncio's `StreamWriter.__del__` does.
 #[derive(Clone)]
 pub struct StreamWriter {
     proto: ProtocolRef<StreamProto>,
     transport: Transport,
+    _guard: Rc<StreamGuard>,
 }
 
 impl fmt::Debug for StreamWriter {
@@ -35,8 +41,16 @@ fn lost_error(p: &StreamProto) -> io::Error {
 }
 
 impl StreamWriter {
-    pub(crate) fn new(proto: ProtocolRef<StreamProto>, transport: Transport) -> StreamWriter {
-        StreamWriter { proto, transport }
+    pub(crate) fn new(
+        proto: ProtocolRef<StreamProto>,
+        transport: Transport,
+        guard: Rc<StreamGuard>,
+    ) -> StreamWriter {
+        StreamWriter {
+            proto,
+            transport,
+            _guard: guard,
+        }
     }
 
     /// Writes `data` (see [`Transport::write`]); follow with [`drain`](StreamWriter::drain).
