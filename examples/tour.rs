@@ -14,7 +14,16 @@
 //! 4. `call_soon_threadsafe` from another thread, through `lp.handle()`;
 //! 5. an echo server task built on `sock_accept` / `sock_recv` / `sock_sendall`, one task per
 //!    connection, and five concurrent clients that `sock_connect` to it and check the echo;
-//!    at the end the server task is cancelled.
+//!    at the end the server task is cancelled;
+//! 6. callbacks on the network: a `Protocol` served by `create_server` answers in upper
+//!    case, and a client `Protocol` on `create_connection` completes a future from
+//!    `connection_lost`, which `main` awaits;
+//! 7. streams: `start_server` runs an `async fn` per connection on a
+//!    `StreamReader`/`StreamWriter` pair, and `open_connection` gives the client its pair;
+//!    both sides work line by line with `readline`.
+//!
+//! Sections 5 to 7 are tulip's three ways to write network code — `sock_*` futures,
+//! protocols and streams — side by side.
 
 use std::cell::RefCell;
 use std::io;
@@ -22,8 +31,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use tulip::LoopFuture;
 use tulip::socket2::{Domain, Socket, Type};
+use tulip::{LoopFuture, Protocol, StreamReader, StreamWriter, Transport};
 
 /// How many echo clients run at the same time.
 const CLIENTS: usize = 5;
@@ -130,6 +139,70 @@ async fn main() -> io::Result<()> {
     }
 
     println!();
+    println!("== 6. a Protocol on create_server, and one on create_connection");
+    let server = tulip::create_server(
+        || UpperServer { transport: None },
+        "127.0.0.1",
+        0,
+        tulip::ServerOptions::new(),
+    )
+    .await?;
+    let addr = server.local_addr().expect("a TCP listener");
+    println!("[protocol server] listening on {addr}");
+    let answered: LoopFuture<Vec<u8>> = lp.create_future();
+    let question = b"hello from a protocol".to_vec();
+    tulip::create_connection(
+        || AskOnce {
+            question,
+            answer: Vec::new(),
+            transport: None,
+            answered: answered.clone(),
+        },
+        "127.0.0.1",
+        addr.port(),
+        tulip::ConnectOptions::new(),
+    )
+    .await?;
+    let answer = answered.await?;
+    println!(
+        "[main] the client protocol's future resolved: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    server.close();
+    tulip::timeout(Duration::from_secs(2), server.wait_closed()).await?;
+    println!("[protocol server] closed, and its connection is gone");
+
+    println!();
+    println!("== 7. streams: start_server and open_connection");
+    let server = tulip::start_server(greet, "127.0.0.1", 0).await?;
+    let addr = server.local_addr().expect("a TCP listener");
+    println!("[stream server] listening on {addr}");
+    let (mut reader, writer) = tulip::open_connection("127.0.0.1", addr.port()).await?;
+    for name in ["Ada", "Grace"] {
+        println!("[stream client] write({name:?} + newline)");
+        writer.write(format!("{name}\n").as_bytes());
+    }
+    writer.drain().await?;
+    for _ in 0..2 {
+        let line = reader.readline().await?;
+        println!(
+            "[stream client] readline() = {:?}",
+            String::from_utf8_lossy(&line)
+        );
+    }
+    println!("[stream client] write_eof()");
+    writer.write_eof();
+    let rest = reader.read_to_eof().await?;
+    println!(
+        "[stream client] read_to_eof() = {} bytes: the server closed",
+        rest.len()
+    );
+    drop((reader, writer)); // the last handle of a stream pair closes its transport
+    server.close();
+    tulip::timeout(Duration::from_secs(2), server.wait_closed()).await?;
+    println!("[stream server] closed, and its connection is gone");
+
+    println!();
     println!("done: tulip::run closes the loop when main returns");
     Ok(())
 }
@@ -193,5 +266,94 @@ async fn client(i: usize, addr: SocketAddr) -> io::Result<()> {
         ));
     }
     println!("[client {i}] echoed '{msg}'");
+    Ok(())
+}
+
+/// Section 6, server side: answers every piece of data in upper case.
+struct UpperServer {
+    transport: Option<Transport>,
+}
+
+impl Protocol for UpperServer {
+    fn connection_made(&mut self, transport: &Transport) {
+        println!("[protocol server] connection_made");
+        self.transport = Some(transport.clone());
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        println!(
+            "[protocol server] data_received({:?}), answering in upper case",
+            String::from_utf8_lossy(data)
+        );
+        if let Some(t) = &self.transport {
+            t.write(&data.to_ascii_uppercase());
+        }
+    }
+
+    fn connection_lost(&mut self, _exc: Option<io::Error>) {
+        println!("[protocol server] connection_lost");
+    }
+}
+
+/// Section 6, client side: sends `question`, collects as many bytes back, hangs up, and
+/// hands the answer to async code through the `answered` future.
+struct AskOnce {
+    question: Vec<u8>,
+    answer: Vec<u8>,
+    transport: Option<Transport>,
+    answered: LoopFuture<Vec<u8>>,
+}
+
+impl Protocol for AskOnce {
+    fn connection_made(&mut self, transport: &Transport) {
+        println!(
+            "[protocol client] connection_made, writing {:?}",
+            String::from_utf8_lossy(&self.question)
+        );
+        transport.write(&self.question);
+        self.transport = Some(transport.clone());
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        println!(
+            "[protocol client] data_received({:?})",
+            String::from_utf8_lossy(data)
+        );
+        self.answer.extend_from_slice(data);
+        if self.answer.len() >= self.question.len() {
+            if let Some(t) = &self.transport {
+                t.close();
+            }
+        }
+    }
+
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        println!("[protocol client] connection_lost, completing the future");
+        match exc {
+            None => self.answered.set_result(std::mem::take(&mut self.answer)),
+            Some(e) => self.answered.set_exception(e),
+        }
+    }
+}
+
+/// Section 7, server side: one task per connection, greeting every name it reads, one per
+/// line, until EOF.
+async fn greet(mut reader: StreamReader, writer: StreamWriter) -> io::Result<()> {
+    loop {
+        let line = reader.readline().await?;
+        if line.is_empty() {
+            println!("[stream server] readline() = \"\": EOF, closing");
+            break;
+        }
+        let name = String::from_utf8_lossy(&line);
+        let name = name.trim_end();
+        println!(
+            "[stream server] readline() = {:?}",
+            String::from_utf8_lossy(&line)
+        );
+        writer.write(format!("hello, {name}!\n").as_bytes());
+        writer.drain().await?;
+    }
+    writer.close();
     Ok(())
 }

@@ -181,7 +181,7 @@ fn exit_codes() {
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    for client in ["sock_echo_client", "tcp_echo_client"] {
+    for client in ["sock_echo_client", "tcp_echo_client", "stream_echo_client"] {
         let out = run_example(client, &[&format!("127.0.0.1:{port}"), "hi"]);
         assert_eq!(out.status.code(), Some(1), "{client}: {out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -191,7 +191,13 @@ fn exit_codes() {
         );
     }
 
-    for name in ["tcp_echo_client", "http_hello"] {
+    for name in [
+        "tcp_echo_client",
+        "http_hello",
+        "stream_echo_server",
+        "stream_echo_client",
+        "mixed",
+    ] {
         let out = run_example(name, &["not an address"]);
         assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
         assert!(out.stdout.is_empty(), "{name}: {out:?}");
@@ -233,6 +239,38 @@ fn tour() {
         position(&format!("[client {i}] echoed 'hello from {i}'"));
     }
     position("[server] task cancelled");
+
+    // The protocol section: the server answers in upper case, the client's future resolves.
+    let order = [
+        "[protocol client] connection_made, writing \"hello from a protocol\"",
+        "[protocol server] data_received(\"hello from a protocol\")",
+        "[protocol client] data_received(\"HELLO FROM A PROTOCOL\")",
+        "[main] the client protocol's future resolved: \"HELLO FROM A PROTOCOL\"",
+        "[protocol server] closed, and its connection is gone",
+    ]
+    .map(position);
+    assert!(
+        order.is_sorted(),
+        "protocol section out of order:\n{stdout}"
+    );
+
+    // The streams section: lines, then EOF, then the server closes.
+    let order = [
+        "[stream server] listening on 127.0.0.1:",
+        "[stream client] readline() = \"hello, Ada!\\n\"",
+        "[stream client] readline() = \"hello, Grace!\\n\"",
+        "[stream server] readline() = \"\": EOF",
+        "[stream client] read_to_eof() = 0 bytes",
+        "[stream server] closed, and its connection is gone",
+    ]
+    .map(position);
+    assert!(order.is_sorted(), "streams section out of order:\n{stdout}");
+    position("[stream server] readline() = \"Ada\\n\"");
+    position("[stream server] readline() = \"Grace\\n\"");
+    assert!(
+        stdout.ends_with("done: tulip::run closes the loop when main returns\n"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -485,4 +523,170 @@ fn http_hello() {
     let mut c = connect();
     send(&mut c, GET);
     read_response(&mut c, false).unwrap().assert_hello(false);
+}
+
+/// Reads one line (`\n` included); an error at EOF.
+fn read_line(r: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    let n = r.read_line(&mut line).expect("cannot read a line");
+    assert_ne!(n, 0, "unexpected EOF");
+    line
+}
+
+/// Reads everything until the server's EOF.
+fn read_to_eof(conn: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    conn.read_to_end(&mut all)
+        .expect("expected EOF from the server");
+    all
+}
+
+#[test]
+fn stream_echo_server_and_client() {
+    let _watchdog = watchdog("stream_echo_server_and_client");
+    let server = Server::start("stream_echo_server");
+    let addr = server.addr.to_string();
+
+    let out = run_example(
+        "stream_echo_client",
+        &[&addr, "hello from the examples test"],
+    );
+    assert!(out.status.success(), "stream_echo_client failed: {out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from the examples test\n"
+    );
+    let out = run_example("stream_echo_client", &[&addr]);
+    assert!(out.status.success(), "stream_echo_client failed: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello, tulip\n");
+
+    // Several lines in one write, a line split across writes, a 60 KiB line (under the
+    // 64 KiB limit), and a last line without `\n`, echoed at EOF.
+    let mut conn = server.connect();
+    conn.write_all(b"one\ntwo\nthr").unwrap();
+    thread::sleep(Duration::from_millis(20));
+    conn.write_all(b"ee\n").unwrap();
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    for want in ["one\n", "two\n", "three\n"] {
+        assert_eq!(read_line(&mut r), want);
+    }
+    let long = format!("{}\n", "x".repeat(60 * 1024));
+    let back = echo(&mut conn, long.as_bytes()).expect("60 KiB line echo failed");
+    assert!(
+        back == long.as_bytes(),
+        "the 60 KiB line came back different"
+    );
+    conn.write_all(b"no newline").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(read_to_eof(&mut conn), b"no newline");
+}
+
+#[test]
+fn stream_echo_server_line_too_long() {
+    let _watchdog = watchdog("stream_echo_server_line_too_long");
+    let server = Server::start("stream_echo_server");
+
+    let mut a = server.connect();
+    let back = echo(&mut a, b"before\n").expect("echo failed");
+    assert_eq!(back, b"before\n");
+    // 100 KiB without `\n`, then `\n`, from another thread: the error line, then EOF.
+    let mut writer = a.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        writer.write_all(&vec![b'a'; 100 * 1024])?;
+        writer.write_all(b"\n")
+    });
+    let got = read_to_eof(&mut a);
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "error: line too long\n",
+        "expected the error line, then EOF"
+    );
+    sender
+        .join()
+        .expect("the writer thread panicked")
+        .expect("sending the long line failed");
+    drop(a);
+
+    // The server goes on serving.
+    let mut b = server.connect();
+    let back = echo(&mut b, b"still there?\n").expect("echo after the long line failed");
+    assert_eq!(back, b"still there?\n");
+}
+
+#[test]
+fn mixed() {
+    let _watchdog = watchdog("mixed");
+    let server = Server::start("mixed");
+
+    // JOBS: the greeting and three pipelined requests in one write; the slowest comes first
+    // and is still answered first.
+    let mut conn = server.connect();
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    let start = std::time::Instant::now();
+    conn.write_all(b"HELLO ann JOBS\nWORK 300 slow\nWORK 10 fast\nWORK 0 now\n")
+        .unwrap();
+    for want in [
+        "WELCOME ann (JOBS)\n",
+        "DONE slow 300ms\n",
+        "DONE fast 10ms\n",
+        "DONE now 0ms\n",
+    ] {
+        assert_eq!(read_line(&mut r), want);
+    }
+    assert!(start.elapsed() >= Duration::from_millis(300));
+
+    // Requests in separate writes, the second sent while the first is being worked on (the
+    // server does not read it until then), then a bad one, then EOF: every answer, in order,
+    // then the server closes.
+    conn.write_all(b"WORK 200 first\n").unwrap();
+    thread::sleep(Duration::from_millis(30));
+    conn.write_all(b"WORK 0 second\r\nbogus\n").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = String::new();
+    r.read_to_string(&mut rest).unwrap();
+    assert_eq!(
+        rest,
+        "DONE first 200ms\nDONE second 0ms\nERROR bad request\n"
+    );
+
+    // STREAM: the greeting, many lines and part of one more in one write, the rest later.
+    // The hand-over to the async fn must keep every byte that came after the greeting.
+    let mut conn = server.connect();
+    let lines: String = (0..500)
+        .map(|i| format!("line {i} of the hand-over\n"))
+        .collect();
+    let first = format!("HELLO bob STREAM\n{lines}sec");
+    conn.write_all(first.as_bytes()).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    conn.write_all(b"ond\nthird, no newline").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let got = read_to_eof(&mut conn);
+    let want = format!(
+        "WELCOME bob (STREAM)\n{}SECOND\nTHIRD, NO NEWLINE",
+        lines.to_ascii_uppercase()
+    );
+    assert!(
+        got == want.as_bytes(),
+        "hand-over lost or changed bytes: got {} bytes, want {}\n{:?}",
+        got.len(),
+        want.len(),
+        String::from_utf8_lossy(&got)
+    );
+
+    // A greeting split across writes works too.
+    let mut conn = server.connect();
+    let mut r = BufReader::new(conn.try_clone().unwrap());
+    conn.write_all(b"HEL").unwrap();
+    thread::sleep(Duration::from_millis(30));
+    conn.write_all(b"LO cy STREAM\nabc\n").unwrap();
+    assert_eq!(read_line(&mut r), "WELCOME cy (STREAM)\n");
+    assert_eq!(read_line(&mut r), "ABC\n");
+
+    // A bad greeting: the error line, then EOF.
+    let mut conn = server.connect();
+    conn.write_all(b"HI there\nWORK 0 x\n").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&read_to_eof(&mut conn)),
+        "ERROR expected HELLO <name> JOBS|STREAM\n"
+    );
 }
