@@ -255,11 +255,24 @@ impl Transport {
     /// }
     /// ```
     pub fn into_streams(&self, received: &[u8]) -> (StreamReader, StreamWriter) {
-        let mut proto = StreamProto::new(DEFAULT_LIMIT, None);
+        self.into_streams_with_limit(received, DEFAULT_LIMIT)
+    }
+
+    /// [`into_streams`](Transport::into_streams) with a buffer `limit`. The streams take
+    /// over the transport as it is: reading is resumed if the old protocol had paused it,
+    /// and a write side over its high-water mark makes the writer's `drain` wait.
+    pub fn into_streams_with_limit(
+        &self,
+        received: &[u8],
+        limit: usize,
+    ) -> (StreamReader, StreamWriter) {
+        let mut proto = StreamProto::new(limit, None);
         proto.buf_extend(received);
         proto.set_transport(self.clone());
+        proto.write_paused = self.inner.is_writing_paused();
         let pref = self.set_protocol(proto);
-        pair(self.clone(), pref, DEFAULT_LIMIT)
+        self.resume_reading();
+        pair(self.clone(), pref, limit)
     }
 
     /// Pauses reading until `fut` completes, running it as a task: the "async

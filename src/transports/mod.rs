@@ -42,6 +42,9 @@ pub(crate) trait TransportImpl {
     fn get_extra_info(&self, name: &str) -> Option<ExtraInfo>;
     fn set_protocol(&self, p: ProtoRc);
     fn get_protocol(&self) -> Option<ProtoRc>;
+    /// Whether the write buffer is over its high-water mark (the protocol was or will be
+    /// told `pause_writing`).
+    fn is_writing_paused(&self) -> bool;
     /// Ready when writing is not paused (or with an error once the connection is lost).
     fn poll_drain(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>>;
 }

@@ -602,6 +602,10 @@ impl TransportImpl for SocketTransport {
         self.protocol.borrow().clone()
     }
 
+    fn is_writing_paused(&self) -> bool {
+        self.flow.is_paused()
+    }
+
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.lost.get() || self.conn_lost.get() != 0 {
             return Poll::Ready(Err(io::Error::new(
