@@ -90,6 +90,14 @@ impl StreamReader {
                 if p.eof {
                     return Poll::Ready(Ok(false));
                 }
+                // Waiting for more while reading is paused would wait forever (readexactly of
+                // more than the limit): resume first, as asyncio's `_wait_for_data` does.
+                if p.read_paused {
+                    p.read_paused = false;
+                    if let Some(t) = &p.transport {
+                        t.resume_reading();
+                    }
+                }
                 StreamProto::set_waker(&mut p.read_waker, cx.waker());
                 Poll::Pending
             })

@@ -96,6 +96,11 @@ impl StreamWriter {
     /// The connection's error if it was lost (`ConnectionReset` "Connection lost" if it was
     /// lost without one).
     pub async fn drain(&self) -> io::Result<()> {
+        if self.transport.is_closing() {
+            // Let a scheduled `connection_lost` run first, so that a write loop against a
+            // dead peer sees the error instead of spinning (asyncio's `sleep(0)` here).
+            crate::yield_now().await;
+        }
         poll_fn(|cx| self.poll_drain(cx)).await
     }
 
