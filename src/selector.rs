@@ -20,12 +20,13 @@
 //! fd number; epoll forgets a closed fd by itself, so our record that the number is armed
 //! would then be wrong and the new socket's waiter would never be woken. So a waiter that
 //! re-arms a lingering interest without a system call makes the fd a *suspect*: an event
-//! for it clears the suspicion (the kernel evidently watches it). While there are suspects
-//! the loop waits at most [`VERIFY_AFTER`]; a suspect still without an event after such a
-//! wait timed out, or after [`VERIFY_ITERATIONS`] iterations of a busy loop, is re-armed with
-//! a real `EPOLL_CTL_MOD` (which turns into an `ADD` if the kernel had forgotten it). No clock
-//! is read for this. A busy connection never pays for it; an idle one pays one `epoll_ctl`
-//! per message; a reused fd costs a short delay, never a hang.
+//! for it clears the suspicion (the kernel evidently watches it). A suspect still without an
+//! event after [`VERIFY_ITERATIONS`] iterations of a busy loop, or when the loop has been
+//! blocked for [`VERIFY_AFTER`] with it (the watchdog thread of `event_loop/watchdog.rs`
+//! wakes the loop then), is re-armed with a real `EPOLL_CTL_MOD` (which turns into an `ADD`
+//! if the kernel had forgotten it). No clock is read and no timed wait is needed for this.
+//! A busy connection never pays for it; one idle for longer than `VERIFY_AFTER` pays one
+//! wake-up and one `epoll_ctl` per message; a reused fd costs a short delay, never a hang.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -45,7 +46,8 @@ pub(crate) const WRITE: u8 = 2;
 
 const EVENTS_CAPACITY: usize = 1024;
 
-/// The longest the loop waits while there are suspects (see the module docs).
+/// How long a loop may stay blocked with unconfirmed suspects before the watchdog has them
+/// verified (see the module docs).
 pub(crate) const VERIFY_AFTER: Duration = Duration::from_millis(2);
 
 /// How many iterations of a loop that never times out a suspect may last before it is
@@ -423,8 +425,8 @@ impl Selector {
         self.with_entry(fd, |e| e.verified = addr);
     }
 
-    /// Re-arms, with a real `epoll_ctl`, the suspects that went without an event through a
-    /// wait that timed out (`timed_out`) or through [`VERIFY_ITERATIONS`] iterations, and
+    /// Re-arms, with a real `epoll_ctl`, all suspects (`timed_out`: the watchdog saw the loop
+    /// blocked with them) or those that went through [`VERIFY_ITERATIONS`] iterations, and
     /// forgets those an event cleared. Returns whether suspects remain.
     pub(crate) fn check_suspects(&self, timed_out: bool) -> bool {
         let mut suspects = self.suspects.borrow_mut();

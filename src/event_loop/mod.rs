@@ -7,6 +7,7 @@ mod handle;
 mod ready;
 mod remote;
 mod timers;
+mod watchdog;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -32,7 +33,7 @@ pub(crate) use ready::Ready;
 pub use remote::LoopHandle;
 
 use crate::future::LoopFuture;
-use crate::selector::{Fire, IoCallback, READ, Selector, VERIFY_AFTER, WRITE};
+use crate::selector::{Fire, IoCallback, READ, Selector, WRITE};
 use crate::task::Task;
 use ready::ReadyQueue;
 use remote::{Remote, RemoteItem};
@@ -70,8 +71,6 @@ pub(crate) struct Inner {
     /// The id of the next task (tells a reused slab key from the task that had it).
     pub(crate) next_task_id: Cell<u64>,
     inbox_buf: RefCell<Vec<RemoteItem>>,
-    /// The last wait was cut short for the selector's suspects and saw no event.
-    suspect_wait_timed_out: Cell<bool>,
     /// The read buffer every socket transport of this loop receives into (only one callback
     /// runs at a time), allocated on first use.
     pub(crate) read_buf: RefCell<Vec<u8>>,
@@ -183,7 +182,6 @@ impl EventLoop {
                 tasks: RefCell::new(Slab::new()),
                 next_task_id: Cell::new(0),
                 inbox_buf: RefCell::new(Vec::new()),
-                suspect_wait_timed_out: Cell::new(false),
                 read_buf: RefCell::new(Vec::new()),
             }),
         })
@@ -540,20 +538,22 @@ impl Inner {
             self.drain_inbox();
         }
         let next = self.timers.borrow_mut().next_deadline();
-        let mut timeout = if self.stopping.get() || !self.ready.is_empty() {
+        let timeout = if self.stopping.get() || !self.ready.is_empty() {
             Some(Duration::ZERO)
         } else {
             next.map(|when| when.saturating_duration_since(Instant::now()))
         };
-        let mut capped = false;
+        // Suspects (see selector.rs) confirmed by no event are re-armed after a while: in a
+        // busy loop by iteration count, in a blocked one at the watchdog's request.
+        let mut watched = false;
         if self.selector.has_suspects()
             && self
                 .selector
-                .check_suspects(self.suspect_wait_timed_out.get())
-            && timeout.is_none_or(|t| t > VERIFY_AFTER)
+                .check_suspects(self.remote.watched.take_verify())
+            && timeout != Some(Duration::ZERO)
         {
-            timeout = Some(VERIFY_AFTER);
-            capped = true;
+            self.remote.watched.blocking(&self.remote);
+            watched = true;
         }
         // A zero-timeout poll with no fd armed could report nothing: skip the system call.
         let skip = timeout == Some(Duration::ZERO) && !self.selector.has_armed();
@@ -568,7 +568,9 @@ impl Inner {
                 0
             }
         };
-        self.suspect_wait_timed_out.set(capped && n == 0);
+        if watched {
+            self.remote.watched.woke();
+        }
         if n > 0 && self.selector.dispatch(n, |f| self.fire(f)) {
             self.remote.drain_notifier();
         }

@@ -27,6 +27,8 @@ pub(crate) struct Remote {
     notified: AtomicBool,
     closed: AtomicBool,
     eventfd: OwnedFd,
+    /// The suspect watchdog's view of this loop.
+    pub(crate) watched: super::watchdog::Watched,
 }
 
 impl fmt::Debug for Remote {
@@ -53,6 +55,7 @@ impl Remote {
             closed: AtomicBool::new(false),
             // SAFETY: `fd` was just returned by eventfd and nothing else owns it.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            watched: Default::default(),
         })
     }
 

@@ -1,0 +1,150 @@
+//! The suspect watchdog: one thread per process that wakes a loop which has been blocked
+//! in `epoll_wait` for [`VERIFY_AFTER`] while it had unconfirmed suspects (see
+//! `selector.rs`), so that the loop can re-arm them with a real `epoll_ctl`.
+//!
+//! The loop could bound its own wait instead, but a finite `epoll_wait` timeout arms a
+//! kernel timer, which in a VM costs an exit per wait — measured at ~7 µs of CPU per wait
+//! on these machines, more than the rest of an echo round trip. Here a blocked loop costs
+//! two atomic stores; the watchdog thread ticks only while some loop is watched.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+
+use super::remote::Remote;
+use crate::selector::VERIFY_AFTER;
+
+struct Watchdog {
+    loops: Mutex<Vec<Weak<Remote>>>,
+    wake: Condvar,
+}
+
+static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+
+/// The watchdog sleeps on its condvar (no loop was blocked with suspects for a while); a loop
+/// about to block with suspects wakes it.
+static PARKED: AtomicBool = AtomicBool::new(false);
+
+/// Idle ticks (no loop blocked with suspects) before the watchdog parks: about a second.
+const IDLE_TICKS: u32 = 500;
+
+/// A loop's side of the watchdog, in its `Remote`.
+#[derive(Debug, Default)]
+pub(crate) struct Watched {
+    registered: AtomicBool,
+    /// `epoch << 1 | 1` while blocked with suspects, `epoch << 1` otherwise.
+    state: AtomicU64,
+    /// What the watchdog saw at its last tick.
+    seen: AtomicU64,
+    /// The watchdog asks the loop to verify its suspects.
+    verify: AtomicBool,
+}
+
+impl Watched {
+    /// The loop is about to block with suspects.
+    #[inline]
+    pub(crate) fn blocking(&self, remote: &Arc<Remote>) {
+        if !self.registered.load(Ordering::Relaxed) {
+            register(remote);
+        }
+        let epoch = (self.state.load(Ordering::Relaxed) >> 1) + 1;
+        self.state.store(epoch << 1 | 1, Ordering::SeqCst);
+        // Either we see the watchdog parked and wake it, or it sees us blocked before it
+        // parks (both sides use SeqCst).
+        if PARKED.load(Ordering::SeqCst) {
+            unpark();
+        }
+    }
+
+    /// The loop woke up.
+    #[inline]
+    pub(crate) fn woke(&self) {
+        let v = self.state.load(Ordering::Relaxed);
+        self.state.store(v & !1, Ordering::Release);
+    }
+
+    /// Whether the watchdog asked for a verification (and clears the request).
+    #[inline]
+    pub(crate) fn take_verify(&self) -> bool {
+        self.verify.load(Ordering::Relaxed) && self.verify.swap(false, Ordering::AcqRel)
+    }
+
+    fn is_blocked(&self) -> bool {
+        self.state.load(Ordering::SeqCst) & 1 == 1
+    }
+
+    /// One watchdog tick: blocked with the same epoch as at the last tick means blocked for
+    /// at least one tick — ask for a verification and wake the loop.
+    fn tick(&self) -> bool {
+        let v = self.state.load(Ordering::Acquire);
+        let before = self.seen.swap(v, Ordering::AcqRel);
+        v & 1 == 1 && before == v
+    }
+}
+
+fn register(remote: &Arc<Remote>) {
+    let wd = WATCHDOG.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("tulip-watchdog".into())
+            .spawn(run)
+            .expect("cannot start the tulip watchdog thread");
+        Watchdog {
+            loops: Mutex::new(Vec::new()),
+            wake: Condvar::new(),
+        }
+    });
+    remote.watched.registered.store(true, Ordering::Relaxed);
+    let mut loops = wd.loops.lock().unwrap_or_else(|e| e.into_inner());
+    loops.push(Arc::downgrade(remote));
+    wd.wake.notify_one();
+}
+
+fn unpark() {
+    if let Some(wd) = WATCHDOG.get() {
+        let _g = wd.loops.lock().unwrap_or_else(|e| e.into_inner());
+        PARKED.store(false, Ordering::SeqCst);
+        wd.wake.notify_one();
+    }
+}
+
+fn run() {
+    let wd = loop {
+        if let Some(wd) = WATCHDOG.get() {
+            break wd;
+        }
+        std::thread::yield_now();
+    };
+    let mut loops = wd.loops.lock().unwrap_or_else(|e| e.into_inner());
+    let mut idle = 0u32;
+    loop {
+        while loops.is_empty() || PARKED.load(Ordering::SeqCst) {
+            loops = wd.wake.wait(loops).unwrap_or_else(|e| e.into_inner());
+        }
+        drop(loops);
+        std::thread::sleep(VERIFY_AFTER);
+        loops = wd.loops.lock().unwrap_or_else(|e| e.into_inner());
+        let mut any_blocked = false;
+        loops.retain(|w| match w.upgrade() {
+            Some(r) if !r.is_closed() => {
+                any_blocked |= r.watched.is_blocked();
+                if r.watched.tick() {
+                    r.watched.verify.store(true, Ordering::Release);
+                    r.notify();
+                }
+                true
+            }
+            _ => false,
+        });
+        idle = if any_blocked { 0 } else { idle + 1 };
+        if idle >= IDLE_TICKS {
+            idle = 0;
+            PARKED.store(true, Ordering::SeqCst);
+            if loops
+                .iter()
+                .filter_map(Weak::upgrade)
+                .any(|r| r.watched.is_blocked())
+            {
+                PARKED.store(false, Ordering::SeqCst);
+            }
+        }
+    }
+}
