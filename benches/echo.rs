@@ -1,6 +1,6 @@
-//! TCP echo servers compared: tulip's `Protocol`, `BufferedProtocol` and `sock_*` echo against
-//! tokio's current-thread runtime, smol (`Async<TcpStream>` on a `LocalExecutor`), and a minimal
-//! level-triggered epoll loop written with `libc` (the floor).
+//! TCP echo servers compared: tulip's `Protocol`, `BufferedProtocol`, streams and `sock_*` echo
+//! against tokio's current-thread runtime, smol (`Async<TcpStream>` on a `LocalExecutor`), and a
+//! minimal level-triggered epoll loop written with `libc` (the floor).
 //!
 //! Workloads: 1 KiB ping-pong over 1 connection and over 50 connections (each connection sends
 //! 1 KiB, reads the 1 KiB echo, and sends again). As `/work/shared/BENCHMARKING.md` asks:
@@ -25,9 +25,9 @@
 //! cargo bench --bench echo -- --client 127.0.0.1:PORT 12000 --conns=1
 //! ```
 //!
-//! Server ids (for `--only=` and `--serve`): `floor`, `tulip`, `tulip-buffered`, `tulip-sock`,
-//! `tokio`, `smol`. Workload ids: `c1`, `c50`. Without `--bench` (that is, under `cargo test`)
-//! and without settings, it does a smoke run (one 50 ms window per point).
+//! Server ids (for `--only=` and `--serve`): `floor`, `tulip`, `tulip-buffered`, `streams`,
+//! `tulip-sock`, `tokio`, `smol`. Workload ids: `c1`, `c50`. Without `--bench` (that is, under
+//! `cargo test`) and without settings, it does a smoke run (one 50 ms window per point).
 //!
 //! User-space instructions per round trip (the stable figure): run `--serve ID 127.0.0.1:0`
 //! under `valgrind --tool=callgrind` pinned to CPU 0, drive it with `--client` on CPU 1 for 2,000
@@ -187,15 +187,17 @@ enum Kind {
     Floor,
     Tulip,
     TulipBuffered,
+    TulipStreams,
     TulipSock,
     Tokio,
     Smol,
 }
 
-const KINDS: [Kind; 6] = [
+const KINDS: [Kind; 7] = [
     Kind::Floor,
     Kind::Tulip,
     Kind::TulipBuffered,
+    Kind::TulipStreams,
     Kind::TulipSock,
     Kind::Tokio,
     Kind::Smol,
@@ -207,6 +209,7 @@ impl Kind {
             Kind::Floor => "floor",
             Kind::Tulip => "tulip",
             Kind::TulipBuffered => "tulip-buffered",
+            Kind::TulipStreams => "streams",
             Kind::TulipSock => "tulip-sock",
             Kind::Tokio => "tokio",
             Kind::Smol => "smol",
@@ -218,6 +221,7 @@ impl Kind {
             Kind::Floor => "floor: epoll loop (libc)",
             Kind::Tulip => "tulip `Protocol`",
             Kind::TulipBuffered => "tulip `BufferedProtocol`",
+            Kind::TulipStreams => "tulip streams, `read` + `write` + `drain`",
             Kind::TulipSock => "tulip `sock_recv_into` + `sock_sendall`",
             Kind::Tokio => "tokio current-thread, `read` + `write_all`",
             Kind::Smol => "smol `Async<TcpStream>`, `LocalExecutor`",
@@ -243,6 +247,7 @@ fn serve(kind: Kind, addr: SocketAddr, ready: Ready) -> io::Result<()> {
             transport: None,
             buf: vec![0; BUF],
         }),
+        Kind::TulipStreams => serve_tulip_streams(addr, ready),
         Kind::TulipSock => serve_tulip_sock(addr, ready),
         Kind::Tokio => serve_tokio(addr, ready),
         Kind::Smol => serve_smol(addr, ready),
@@ -414,6 +419,41 @@ where
         addr.port(),
         tulip::ServerOptions::new().backlog(1024),
     ))?;
+    run_tulip_server(lp, server, ready)
+}
+
+/// tulip streams echo (`start_server`): `futures_io::AsyncRead::read` into a reused 64 KiB
+/// buffer, the analogue of tokio's `read`, then `write` + `drain`, asyncio's way to write,
+/// the analogue of `write_all` (`write` sends at once or buffers; `drain` waits only while the
+/// transport's buffer is over its high-water mark).
+fn serve_tulip_streams(addr: SocketAddr, ready: Ready) -> io::Result<()> {
+    async fn echo(mut reader: tulip::StreamReader, writer: tulip::StreamWriter) {
+        let mut buf = vec![0u8; BUF];
+        loop {
+            // Fully qualified: smol's `AsyncReadExt` also covers `futures_io::AsyncRead`.
+            let n = match futures_util::io::AsyncReadExt::read(&mut reader, &mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            writer.write(&buf[..n]);
+            if writer.drain().await.is_err() {
+                return;
+            }
+        }
+    }
+    let lp = tulip::EventLoop::new()?;
+    let server = lp.run_until_complete(tulip::start_server_with(
+        echo,
+        &addr.ip().to_string(),
+        addr.port(),
+        tulip::ServerOptions::new().backlog(1024),
+        tulip::DEFAULT_LIMIT,
+    ))?;
+    run_tulip_server(lp, server, ready)
+}
+
+/// Runs a tulip server until stopped, then closes it and its connections.
+fn run_tulip_server(lp: tulip::EventLoop, server: tulip::Server, ready: Ready) -> io::Result<()> {
     let handle = lp.handle();
     let local = server
         .local_addr()
@@ -802,7 +842,7 @@ fn usage(msg: &str) -> ! {
     eprintln!(
         "usage: echo [--quick] [--reps=N] [--secs=F] [--only=ID,…] [c1|c50]…\n       \
          echo --serve ID ADDR\n       echo --client ADDR N [--conns=C]\n\
-         server ids: floor tulip tulip-buffered tulip-sock tokio smol"
+         server ids: floor tulip tulip-buffered streams tulip-sock tokio smol"
     );
     std::process::exit(2)
 }
