@@ -77,6 +77,8 @@ mod sock;
 mod streams;
 mod task;
 mod time;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transports;
 
 pub use error::{Cancelled, TimeoutError, is_cancelled};
@@ -103,6 +105,8 @@ pub use streams::{
 };
 pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
 pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
+#[cfg(feature = "tls")]
+pub use tls::{TlsOptions, start_tls};
 pub use transports::{ExtraInfo, ProtocolRef, StreamProtocol, Transport, kind};
 
 #[cfg(feature = "macros")]

@@ -33,6 +33,8 @@ pub struct ConnectOptions {
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) happy_eyeballs_delay: Option<Duration>,
     pub(crate) interleave: usize,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::TlsOptions>,
 }
 
 impl Default for ConnectOptions {
@@ -41,6 +43,8 @@ impl Default for ConnectOptions {
             local_addr: None,
             happy_eyeballs_delay: Some(HAPPY_EYEBALLS_DELAY),
             interleave: 1,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -61,6 +65,15 @@ impl ConnectOptions {
     /// tries the addresses one after the other, each until it fails (no Happy Eyeballs).
     pub fn happy_eyeballs_delay(mut self, delay: Option<Duration>) -> ConnectOptions {
         self.happy_eyeballs_delay = delay;
+        self
+    }
+
+    /// Speaks TLS over the connection (asyncio's `ssl=`): the protocol sees plaintext, after
+    /// the handshake, through a TLS transport. The server's certificate is verified against
+    /// `server_hostname`, by default the host given to `create_connection`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsOptions) -> ConnectOptions {
+        self.tls = Some(tls);
         self
     }
 
@@ -223,6 +236,13 @@ async fn connect_happy(
 /// Aborts a transport whose creation was abandoned (the awaiting future dropped).
 struct AbortOnDrop(Option<Transport>);
 
+impl AbortOnDrop {
+    #[cfg(feature = "tls")]
+    fn defuse(mut self) -> Option<Transport> {
+        self.0.take()
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         if let Some(t) = self.0.take() {
@@ -295,7 +315,32 @@ where
     let sock = connect_happy(host, port, addrs, &options).await?;
     tcp_tune(&sock)?;
     let peer = sock.peer_addr().ok();
+    #[cfg(feature = "tls")]
+    if let Some(tls) = options.tls.clone() {
+        return start_tls_transport(&lp, sock, protocol_factory(), peer, tls, Some(host)).await;
+    }
     start_transport(&lp, sock, protocol_factory(), peer).await
+}
+
+/// The TLS variant of `start_transport`: the TLS protocol goes on the socket, the user's
+/// protocol on top; returns once the handshake is done.
+#[cfg(feature = "tls")]
+pub(crate) async fn start_tls_transport<K, P: StreamProtocol<K>>(
+    lp: &EventLoop,
+    sock: Socket,
+    protocol: P,
+    peername: Option<SockAddr>,
+    tls: crate::tls::TlsOptions,
+    host: Option<&str>,
+) -> io::Result<(Transport, ProtocolRef<P>)> {
+    use crate::tls::{TlsLayer, TlsProtocol};
+    let user = protocol.into_obj();
+    let (layer, handshake) = TlsLayer::new(lp, tls, host, user.clone(), true)?;
+    let (raw, _) = start_transport(lp, sock, TlsProtocol(layer.clone()), peername).await?;
+    let guard = AbortOnDrop(Some(raw));
+    handshake.await?;
+    drop(guard.defuse());
+    Ok((layer.app_transport(), ProtocolRef::new(user)))
 }
 
 /// Opens a Unix stream connection to `path` (asyncio's `create_unix_connection`).

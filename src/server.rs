@@ -34,6 +34,8 @@ pub struct ServerOptions {
     pub(crate) reuse_address: bool,
     pub(crate) reuse_port: bool,
     pub(crate) start_serving: bool,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<crate::tls::TlsOptions>,
 }
 
 impl Default for ServerOptions {
@@ -43,6 +45,8 @@ impl Default for ServerOptions {
             reuse_address: true,
             reuse_port: false,
             start_serving: true,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -71,6 +75,15 @@ impl ServerOptions {
         self
     }
 
+    /// Serves TLS (asyncio's `ssl=`): each connection's protocol sees plaintext after the
+    /// handshake; a failed handshake is logged and the protocol never sees
+    /// `connection_made`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsOptions) -> ServerOptions {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Whether to accept at once (default), or only after
     /// [`Server::start_serving`]/[`Server::serve_forever`].
     pub fn start_serving(mut self, on: bool) -> ServerOptions {
@@ -79,7 +92,7 @@ impl ServerOptions {
     }
 }
 
-type Factory = Box<dyn FnMut() -> ProtoRc>;
+type Factory = Box<dyn FnMut() -> Option<ProtoRc>>;
 
 struct ServerInner {
     lp: EventLoop,
@@ -282,6 +295,32 @@ fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
     }
 }
 
+/// The per-connection protocol maker: the user's, under TLS if the server speaks it.
+fn wrap_factory(
+    lp: &EventLoop,
+    opts: &ServerOptions,
+    mut user: impl FnMut() -> ProtoRc + 'static,
+) -> Factory {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = opts.tls.clone() {
+        use crate::tls::{TlsLayer, TlsProtocol};
+        let lp = lp.clone();
+        return Box::new(
+            move || match TlsLayer::new(&lp, tls.clone(), None, user(), true) {
+                Ok((layer, _handshake)) => Some(<TlsProtocol as StreamProtocol<
+                    crate::kind::Stream,
+                >>::into_obj(TlsProtocol(layer))),
+                Err(e) => {
+                    log::error!("cannot start TLS for a new connection: {e}");
+                    None
+                }
+            },
+        );
+    }
+    let _ = (lp, opts);
+    Box::new(move || Some(user()))
+}
+
 impl Server {
     fn new<K, P, F>(
         lp: &EventLoop,
@@ -300,7 +339,7 @@ impl Server {
             this: this.clone(),
             listeners: RefCell::new(listeners),
             accept_cbs: RefCell::new(Vec::new()),
-            factory: RefCell::new(Box::new(move || factory().into_obj())),
+            factory: RefCell::new(wrap_factory(lp, &opts, move || factory().into_obj())),
             backlog: opts.backlog,
             is_tcp,
             unix_path,
@@ -531,7 +570,8 @@ impl ServerInner {
             (self.factory.borrow_mut())()
         }));
         let proto = match made {
-            Ok(p) => p,
+            Ok(Some(p)) => p,
+            Ok(None) => return,
             Err(payload) => {
                 self.lp.call_exception_handler(
                     &ExceptionContext::new("protocol factory panicked; connection dropped")

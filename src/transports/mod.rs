@@ -2,7 +2,7 @@
 //! (asyncio's `transports.py` and the selector transports).
 
 mod flow;
-mod proto;
+pub(crate) mod proto;
 pub(crate) mod socket;
 mod write_buf;
 
@@ -23,6 +23,15 @@ pub enum ExtraInfo {
     Address(SockAddr),
     /// The transport's file descriptor: `"socket"`. It stays owned by the transport.
     Fd(RawFd),
+    /// A name or description: `"cipher"`, `"protocol_version"`, `"server_hostname"`.
+    Text(String),
+    /// Raw bytes: `"alpn_protocol"`.
+    Bytes(Vec<u8>),
+    /// The peer's certificate chain, DER, leaf first: `"peercert"`.
+    Certificates(Vec<Vec<u8>>),
+    /// The TLS configuration (asyncio's `"sslcontext"`).
+    #[cfg(feature = "tls")]
+    TlsConfig(crate::tls::TlsConfig),
 }
 
 /// The operations every stream transport implements.

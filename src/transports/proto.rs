@@ -43,6 +43,8 @@ pub(crate) mod sealed {
         /// One `recv` from `fd` — into `shared` for a `Protocol`, into the protocol's own
         /// buffer for a `BufferedProtocol` — then `data_received` / `buffer_updated`.
         fn read(&mut self, fd: RawFd, shared: &mut [u8]) -> ReadOutcome;
+        /// Hands `data`, received by other means (a TLS layer), to the protocol.
+        fn feed(&mut self, data: &[u8]);
         fn eof_received(&mut self) -> bool;
         fn connection_lost(&mut self, exc: Option<io::Error>);
         fn pause_writing(&mut self);
@@ -99,6 +101,11 @@ impl<P: Protocol> ProtoObj for Plain<P> {
             Err(o) => o,
         }
     }
+    fn feed(&mut self, data: &[u8]) {
+        if !data.is_empty() {
+            self.0.data_received(data);
+        }
+    }
     fn eof_received(&mut self) -> bool {
         self.0.eof_received()
     }
@@ -138,6 +145,18 @@ impl<P: BufferedProtocol> ProtoObj for Buffered<P> {
                 ReadOutcome::Data
             }
             Err(o) => o,
+        }
+    }
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let buf = self.0.get_buffer(data.len());
+            if buf.is_empty() {
+                return;
+            }
+            let n = buf.len().min(data.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            self.0.buffer_updated(n);
+            data = &data[n..];
         }
     }
     fn eof_received(&mut self) -> bool {

@@ -1,0 +1,81 @@
+//! TLS smoke tests: a tulip TLS server and client with streams and protocols, rcgen
+//! certificates generated here.
+
+mod support;
+
+use std::io;
+use std::sync::Arc;
+
+use tulip::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tulip::{ConnectOptions, ServerOptions, TlsOptions};
+
+fn certs() -> (
+    Arc<tulip::tls::rustls::ServerConfig>,
+    Arc<tulip::tls::rustls::ClientConfig>,
+) {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert: CertificateDer<'static> = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let server = tulip::tls::server_config(vec![cert.clone()], key).unwrap();
+    let client = tulip::tls::client_config_with_roots([cert]).unwrap();
+    (server, client)
+}
+
+#[tulip::test]
+async fn tls_stream_echo() -> io::Result<()> {
+    let _w = support::watchdog("tls_stream_echo", 30);
+    let (scfg, ccfg) = certs();
+    let server = tulip::start_server_with(
+        |mut r: tulip::StreamReader, w: tulip::StreamWriter| async move {
+            loop {
+                let line = r.readline().await?;
+                if line.is_empty() {
+                    w.close();
+                    return io::Result::Ok(());
+                }
+                w.write(&line);
+                w.drain().await?;
+            }
+        },
+        "127.0.0.1",
+        0,
+        ServerOptions::new().tls(TlsOptions::server(scfg)),
+        tulip::DEFAULT_LIMIT,
+    )
+    .await?;
+    let port = server.local_addr().unwrap().port();
+    let (mut r, w) = tulip::open_connection_with(
+        "127.0.0.1",
+        port,
+        ConnectOptions::new().tls(TlsOptions::client(ccfg.clone()).server_hostname("localhost")),
+        tulip::DEFAULT_LIMIT,
+    )
+    .await?;
+    w.write(b"hello over tls\n");
+    assert_eq!(r.readline().await?, b"hello over tls\n");
+    assert!(!w.can_write_eof());
+    match w.get_extra_info("protocol_version") {
+        Some(tulip::ExtraInfo::Text(v)) => assert!(v.contains("TLS"), "{v}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(w.get_extra_info("peercert"), Some(tulip::ExtraInfo::Certificates(c)) if !c.is_empty())
+    );
+    w.close();
+    w.wait_closed().await?;
+
+    // Hostname mismatch: a clear error that wraps the rustls error.
+    let err = tulip::open_connection_with(
+        "127.0.0.1",
+        port,
+        ConnectOptions::new().tls(TlsOptions::client(ccfg).server_hostname("example.org")),
+        tulip::DEFAULT_LIMIT,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+    assert!(tulip::tls::TlsError::from_io(&err).is_some(), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    server.close();
+    Ok(())
+}
