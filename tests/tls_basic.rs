@@ -79,3 +79,40 @@ async fn tls_stream_echo() -> io::Result<()> {
     server.close();
     Ok(())
 }
+
+#[tulip::test]
+async fn starttls_upgrade_over_streams() -> io::Result<()> {
+    let _w = support::watchdog("starttls_upgrade_over_streams", 30);
+    let (scfg, ccfg) = certs();
+    let server = tulip::start_server(
+        move |mut r: tulip::StreamReader, mut w: tulip::StreamWriter| {
+            let scfg = scfg.clone();
+            async move {
+                assert_eq!(r.readline().await?, b"STARTTLS\n");
+                w.write(b"OK\n");
+                w.start_tls(&mut r, TlsOptions::server(scfg)).await?;
+                let line = r.readline().await?;
+                w.write(&line);
+                w.drain().await?;
+                io::Result::Ok(())
+            }
+        },
+        "127.0.0.1",
+        0,
+    )
+    .await?;
+    let port = server.local_addr().unwrap().port();
+    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port).await?;
+    w.write(b"STARTTLS\n");
+    assert_eq!(r.readline().await?, b"OK\n");
+    w.start_tls(
+        &mut r,
+        TlsOptions::client(ccfg).server_hostname("localhost"),
+    )
+    .await?;
+    w.write(b"secret\n");
+    assert_eq!(r.readline().await?, b"secret\n");
+    assert!(w.get_extra_info("cipher").is_some());
+    server.close();
+    Ok(())
+}

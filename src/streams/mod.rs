@@ -30,12 +30,20 @@ pub const DEFAULT_LIMIT: usize = 64 * 1024;
 /// Closes the transport when the last reader/writer handle of a connection is dropped, as
 /// asyncio's `StreamWriter.__del__` does: a dropped stream does not leak its connection.
 #[derive(Debug)]
-pub(crate) struct StreamGuard(Transport);
+pub(crate) struct StreamGuard(std::cell::RefCell<Transport>);
+
+impl StreamGuard {
+    /// After `start_tls`: closing means closing the TLS transport.
+    pub(crate) fn set(&self, t: Transport) {
+        *self.0.borrow_mut() = t;
+    }
+}
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        if !self.0.is_closing() {
-            self.0.close();
+        let t = self.0.borrow();
+        if !t.is_closing() {
+            t.close();
         }
     }
 }
@@ -45,7 +53,7 @@ pub(crate) fn pair(
     pref: crate::ProtocolRef<StreamProto>,
     limit: usize,
 ) -> (StreamReader, StreamWriter) {
-    let guard = Rc::new(StreamGuard(t.clone()));
+    let guard = Rc::new(StreamGuard(std::cell::RefCell::new(t.clone())));
     (
         StreamReader::new(pref.clone(), t.clone(), limit, guard.clone()),
         StreamWriter::new(pref, t, guard),

@@ -262,6 +262,24 @@ impl StreamReader {
     pub fn transport(&self) -> &Transport {
         &self.transport
     }
+
+    /// Everything received and not read yet, taken out (for `start_tls`).
+    #[cfg(feature = "tls")]
+    pub(crate) fn take_buffered(&mut self) -> Vec<u8> {
+        let mut out = self.buf.data().to_vec();
+        self.buf.clear();
+        self.proto.try_with(|p| {
+            out.extend_from_slice(p.buf.data());
+            p.buf.clear();
+        });
+        out
+    }
+
+    #[cfg(feature = "tls")]
+    pub(crate) fn switch_transport(&mut self, t: Transport) {
+        self.proto.try_with(|p| p.set_transport(t.clone()));
+        self.transport = t;
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

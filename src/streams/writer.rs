@@ -146,6 +146,28 @@ impl StreamWriter {
     pub fn transport(&self) -> &Transport {
         &self.transport
     }
+
+    /// Upgrades the connection to TLS (asyncio's `StreamWriter.start_tls`, STARTTLS-style):
+    /// waits for the write buffer to drain, runs the handshake, and from then on `reader`
+    /// and this writer speak through TLS. Bytes the reader had received but not read are
+    /// taken as the start of the peer's handshake (a peer that did not wait).
+    ///
+    /// # Errors
+    /// The handshake's failure, or the connection's error.
+    #[cfg(feature = "tls")]
+    pub async fn start_tls(
+        &mut self,
+        reader: &mut super::StreamReader,
+        options: crate::tls::TlsOptions,
+    ) -> io::Result<()> {
+        self.drain().await?;
+        let early = reader.take_buffered();
+        let t = crate::tls::start_tls(&self.transport, options, &early).await?;
+        reader.switch_transport(t.clone());
+        self._guard.set(t.clone());
+        self.transport = t;
+        Ok(())
+    }
 }
 
 impl futures_io::AsyncWrite for StreamWriter {
