@@ -138,6 +138,10 @@ impl TlsLayer {
                 .map_err(|e| tls_io_error("cannot start a TLS server", e))?
                 .into(),
         };
+        let mut conn = conn;
+        // rustls would refuse plaintext past 64 KiB of unsent records; the raw transport
+        // under us buffers and applies the flow control (pause_writing), so let it all through.
+        conn.set_buffer_limit(None);
         let waiter = lp.create_future::<()>();
         let layer = Rc::new_cyclic(|this| TlsLayer {
             lp: lp.clone(),
