@@ -8,6 +8,7 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
@@ -36,11 +37,13 @@ fn watchdog(test: &'static str) -> Watchdog {
 }
 
 /// `cargo run --quiet --example NAME -- ARGS…` in this package, in the profile the tests
-/// were built with.
+/// were built with. It runs in the package's directory; `--manifest-path` lets a caller
+/// choose another one with `Command::current_dir` (cargo runs the example where it is run).
 fn example(name: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", "--quiet"]);
+        .args(["run", "--quiet", "--manifest-path"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
@@ -65,7 +68,13 @@ struct Server {
 impl Server {
     /// Starts the example `name` on a free port and waits for its `listening on` line.
     fn start(name: &str) -> Server {
+        Server::start_in(name, Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    /// [`Server::start`], with `dir` as the server's current directory.
+    fn start_in(name: &str, dir: &Path) -> Server {
         let mut child = example(name, &["127.0.0.1:0"])
+            .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -181,7 +190,12 @@ fn exit_codes() {
         .and_then(|l| l.local_addr())
         .unwrap()
         .port();
-    for client in ["sock_echo_client", "tcp_echo_client", "stream_echo_client"] {
+    for client in [
+        "sock_echo_client",
+        "tcp_echo_client",
+        "stream_echo_client",
+        "tls_echo_client",
+    ] {
         let out = run_example(client, &[&format!("127.0.0.1:{port}"), "hi"]);
         assert_eq!(out.status.code(), Some(1), "{client}: {out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -197,6 +211,9 @@ fn exit_codes() {
         "stream_echo_server",
         "stream_echo_client",
         "mixed",
+        "tls_echo_server",
+        "tls_echo_client",
+        "starttls",
     ] {
         let out = run_example(name, &["not an address"]);
         assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
@@ -689,4 +706,309 @@ fn mixed() {
         String::from_utf8_lossy(&read_to_eof(&mut conn)),
         "ERROR expected HELLO <name> JOBS|STREAM\n"
     );
+}
+
+/// A fresh, empty directory under the system's temporary directory; removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("tulip-examples-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cannot create a temporary directory");
+        TempDir(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The name of the certificate `tls_echo_server` writes in its current directory.
+const SELF_SIGNED_PEM: &str = "tulip-selfsigned.pem";
+
+/// Starts `tls_echo_server` in a temporary directory; returns it with the path of the
+/// self-signed certificate it wrote there.
+fn start_tls_echo_server(test: &str) -> (Server, TempDir, String) {
+    let dir = TempDir::new(test);
+    let server = Server::start_in("tls_echo_server", dir.path());
+    let pem = dir.path().join(SELF_SIGNED_PEM);
+    let text = std::fs::read_to_string(&pem)
+        .unwrap_or_else(|e| panic!("no {SELF_SIGNED_PEM} in the server's directory: {e}"));
+    assert!(
+        text.starts_with("-----BEGIN CERTIFICATE-----") && !text.contains("PRIVATE KEY"),
+        "{SELF_SIGNED_PEM} should hold the certificate only:\n{text}"
+    );
+    let pem = pem.to_str().expect("a UTF-8 temporary path").to_string();
+    (server, dir, pem)
+}
+
+#[test]
+fn tls_echo_server_and_client() {
+    let _watchdog = watchdog("tls_echo_server_and_client");
+    let (server, _dir, pem) = start_tls_echo_server("tls_echo_server_and_client");
+    let addr = server.addr.to_string();
+
+    // Verified against the self-signed certificate, as `localhost`.
+    let out = run_example(
+        "tls_echo_client",
+        &[
+            &addr,
+            "--cafile",
+            &pem,
+            "--server-hostname",
+            "localhost",
+            "hello over TLS",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tls_echo_client failed: {out:?}");
+    assert!(
+        stdout.contains("certificate verified for \"localhost\"")
+            && stdout.contains("Data received: \"hello over TLS\""),
+        "unexpected output: {stdout:?}"
+    );
+
+    // The wrong name: the handshake fails, and the client says why.
+    let out = run_example(
+        "tls_echo_client",
+        &[&addr, "--cafile", &pem, "--server-hostname", "example.org"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr.contains("certificate not valid for name \"example.org\""),
+        "unexpected stderr: {stderr:?}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Data received"));
+
+    // The system's roots do not know the self-signed certificate.
+    let out = run_example(
+        "tls_echo_client",
+        &[&addr, "--server-hostname", "localhost"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr.contains("invalid peer certificate: UnknownIssuer"),
+        "unexpected stderr: {stderr:?}"
+    );
+
+    // The failed handshakes did not hurt the server; the default name is ADDR's host,
+    // 127.0.0.1, which the certificate holds as an IP address.
+    let out = run_example("tls_echo_client", &[&addr, "--cafile", &pem]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tls_echo_client failed: {out:?}");
+    assert!(
+        stdout.contains("certificate verified for \"127.0.0.1\"")
+            && stdout.contains("Data received: \"Hello World!\""),
+        "unexpected output: {stdout:?}"
+    );
+
+    // Half a pair of PEM files is a usage error.
+    let out = run_example("tls_echo_server", &["127.0.0.1:0", "--cert", &pem]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+/// A TLS client on the test's own thread(s), with rustls (tulip's re-export): the handshake
+/// on a blocking socket, then a connection the reading and the writing thread share.
+struct RustlsClient {
+    conn: std::sync::Arc<std::sync::Mutex<tulip::tls::rustls::ClientConnection>>,
+    sock: TcpStream,
+}
+
+impl RustlsClient {
+    fn connect(sock: TcpStream, cafile: &str) -> RustlsClient {
+        use tulip::tls::rustls::ClientConnection;
+        let config = tulip::tls::client_config_from_ca_file(cafile).expect("the CA file");
+        let name = "localhost".try_into().unwrap();
+        let mut conn = ClientConnection::new(config, name).unwrap();
+        let mut s = sock;
+        while conn.is_handshaking() {
+            conn.complete_io(&mut s).expect("TLS handshake failed");
+        }
+        RustlsClient {
+            conn: std::sync::Arc::new(std::sync::Mutex::new(conn)),
+            sock: s,
+        }
+    }
+
+    /// Encrypts and sends `data`, a piece at a time (the socket write happens outside the
+    /// lock, so that the reader can go on).
+    fn send(&self, data: &[u8]) -> io::Result<()> {
+        let mut sock = self.sock.try_clone()?;
+        for piece in data.chunks(64 * 1024) {
+            let mut records = Vec::new();
+            {
+                let mut conn = self.conn.lock().unwrap();
+                conn.writer().write_all(piece)?;
+                while conn.wants_write() {
+                    conn.write_tls(&mut records)?;
+                }
+            }
+            sock.write_all(&records)?;
+        }
+        Ok(())
+    }
+
+    /// Receives and decrypts exactly `n` bytes.
+    fn recv_exact(&self, n: usize) -> io::Result<Vec<u8>> {
+        let mut sock = self.sock.try_clone()?;
+        let mut plain = Vec::with_capacity(n);
+        let mut buf = vec![0; 64 * 1024];
+        while plain.len() < n {
+            let got = sock.read(&mut buf)?;
+            if got == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let mut records = &buf[..got];
+            let mut conn = self.conn.lock().unwrap();
+            while !records.is_empty() {
+                conn.read_tls(&mut records)?;
+                conn.process_new_packets().map_err(io::Error::other)?;
+                match conn.reader().read_to_end(&mut plain) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    other => {
+                        other?;
+                    }
+                }
+            }
+        }
+        assert_eq!(plain.len(), n, "more came back than was sent");
+        Ok(plain)
+    }
+}
+
+#[test]
+fn tls_echo_server_flow_control() {
+    let _watchdog = watchdog("tls_echo_server_flow_control");
+    let (server, _dir, pem) = start_tls_echo_server("tls_echo_server_flow_control");
+
+    // As in `tcp_echo_server_and_client`: 8 MiB to a small receive buffer, not read at
+    // first, so the echo backs up through the TLS layer into the raw transport, whose
+    // pause_writing must reach the protocol (which pauses reading) and resume later,
+    // without losing or reordering a byte.
+    let sock = tulip::socket2::Socket::new(
+        tulip::socket2::Domain::IPV4,
+        tulip::socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    sock.set_recv_buffer_size(16 * 1024).unwrap();
+    sock.connect(&server.addr.into()).expect("cannot connect");
+    let conn = TcpStream::from(sock);
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    conn.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    let client = std::sync::Arc::new(RustlsClient::connect(conn, &pem));
+
+    let big: Vec<u8> = (0..8 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let sender = {
+        let client = client.clone();
+        let payload = big.clone();
+        thread::spawn(move || client.send(&payload))
+    };
+    thread::sleep(Duration::from_millis(300));
+    let back = client
+        .recv_exact(big.len())
+        .expect("reading the 8 MiB echo failed");
+    sender
+        .join()
+        .expect("the writer thread panicked")
+        .expect("sending 8 MiB failed");
+    assert!(back == big, "the 8 MiB echo differs");
+}
+
+#[test]
+fn tls_echo_server_with_openssl() {
+    let _watchdog = watchdog("tls_echo_server_with_openssl");
+    if !Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        eprintln!("tls_echo_server_with_openssl: skipped: no `openssl` command");
+        return;
+    }
+    let (server, _dir, pem) = start_tls_echo_server("tls_echo_server_with_openssl");
+
+    // `-quiet` keeps the connection open at the end of stdin, so the test kills it.
+    // `-verify_return_error` makes a certificate that does not verify fatal.
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &server.addr.to_string(),
+            "-CAfile",
+            &pem,
+        ])
+        .args(["-servername", "localhost", "-verify_hostname", "localhost"])
+        .args(["-verify_return_error", "-quiet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start openssl s_client");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(b"hello from openssl\n").unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    let read = stdout.read_line(&mut line);
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("openssl s_client");
+    assert!(
+        matches!(read, Ok(n) if n > 0) && line == "hello from openssl\n",
+        "no echo from openssl s_client: {read:?}, {line:?}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(stdin);
+}
+
+#[test]
+fn starttls() {
+    let _watchdog = watchdog("starttls");
+    let out = run_example("starttls", &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "starttls failed: {out:?}\n--- stdout ---\n{stdout}"
+    );
+    let position = |needle: &str| {
+        stdout
+            .find(needle)
+            .unwrap_or_else(|| panic!("starttls did not print {needle:?}:\n{stdout}"))
+    };
+    // Each side in order; the plaintext request and answer before either side's TLS.
+    let client = [
+        "[client] plaintext: sent \"STARTTLS\\n\"",
+        "[client] plaintext: received \"OK\\n\"",
+        "[client] TLS is up: protocol_version=TLSv1_3, cipher=TLS13_",
+        "[client] TLS: sent \"the password is swordfish\\n\"",
+        "[client] TLS: received \"got 26 bytes, thanks\\n\"",
+        "[client] closed",
+    ]
+    .map(position);
+    assert!(client.is_sorted(), "client side out of order:\n{stdout}");
+    let server = [
+        "[server] listening on 127.0.0.1:",
+        "[server] plaintext: received \"STARTTLS\\n\"",
+        "[server] plaintext: sent \"OK\\n\", starting TLS",
+        "[server] TLS is up: protocol_version=TLSv1_3, cipher=TLS13_",
+        "[server] TLS: received \"the password is swordfish\\n\"",
+        "[server] TLS: sent \"got 26 bytes, thanks\\n\"",
+        "[server] TLS: EOF (close_notify)",
+    ]
+    .map(position);
+    assert!(server.is_sorted(), "server side out of order:\n{stdout}");
+    assert!(server[2] < client[1] && client[1] < server[3]);
+    assert!(stdout.ends_with("done\n"), "{stdout}");
 }

@@ -116,3 +116,47 @@ async fn starttls_upgrade_over_streams() -> io::Result<()> {
     server.close();
     Ok(())
 }
+
+/// A client that writes 1 MiB and closes in the same step: the server must get every byte
+/// (closing must not reset the connection while the peer's late TLS records are unread).
+#[tulip::test]
+async fn write_then_close_loses_nothing() -> io::Result<()> {
+    let _w = support::watchdog("tls_write_then_close", 30);
+    let (scfg, ccfg) = certs();
+    let got = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let g = got.clone();
+    let done = tulip::get_running_loop().create_future::<()>();
+    let d = done.clone();
+    let server = tulip::start_server_with(
+        move |mut r: tulip::StreamReader, _w: tulip::StreamWriter| {
+            let (g, d) = (g.clone(), d.clone());
+            async move {
+                let all = r.read_to_eof().await?;
+                g.set(all.len());
+                d.set_result(());
+                io::Result::Ok(())
+            }
+        },
+        "127.0.0.1",
+        0,
+        ServerOptions::new().tls(TlsOptions::server(scfg)),
+        tulip::DEFAULT_LIMIT,
+    )
+    .await?;
+    let port = server.local_addr().unwrap().port();
+    let (_r, w) = tulip::open_connection_with(
+        "127.0.0.1",
+        port,
+        ConnectOptions::new().tls(TlsOptions::client(ccfg).server_hostname("localhost")),
+        tulip::DEFAULT_LIMIT,
+    )
+    .await?;
+    w.write(&vec![7u8; 1 << 20]);
+    w.close();
+    tulip::timeout(std::time::Duration::from_secs(10), done)
+        .await
+        .expect("server saw EOF")?;
+    assert_eq!(got.get(), 1 << 20);
+    server.close();
+    Ok(())
+}

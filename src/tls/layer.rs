@@ -288,11 +288,18 @@ impl TlsLayer {
                 break;
             }
         }
-        if self.close_notify_seen.get() && !self.closing.get() {
-            // The peer's close_notify: EOF for the user's protocol.
-            let keep_open = self.call_user(|p| p.eof_received()).unwrap_or(false);
-            if !keep_open {
-                TransportImpl::close(self);
+        if self.close_notify_seen.get() {
+            if self.closing.get() {
+                // Our close_notify went out earlier; the peer's answer completes the shutdown.
+                if let Some(raw) = self.raw() {
+                    raw.close();
+                }
+            } else {
+                // The peer's close_notify: EOF for the user's protocol.
+                let keep_open = self.call_user(|p| p.eof_received()).unwrap_or(false);
+                if !keep_open {
+                    TransportImpl::close(self);
+                }
             }
         }
     }
@@ -320,6 +327,11 @@ impl TlsLayer {
 
     fn deliver_plaintext(&self) {
         if !self.connected.get() || self.plain.borrow().is_empty() {
+            return;
+        }
+        if self.closing.get() {
+            // Data that arrives after close() is discarded, as asyncio does.
+            self.plain.borrow_mut().clear();
             return;
         }
         let data = std::mem::take(&mut *self.plain.borrow_mut());
@@ -495,7 +507,15 @@ impl TransportImpl for TlsLayer {
         self.conn.borrow_mut().send_close_notify();
         self.flush();
         let Some(raw) = self.raw() else { return };
-        raw.close();
+        if !self.handshake_done.get() || self.close_notify_seen.get() {
+            raw.close();
+            return;
+        }
+        // As asyncio's sslproto: keep reading until the peer's close_notify (or EOF), then
+        // close. Closing at once would leave the peer's late records (TLS 1.3 session
+        // tickets, data in flight) unread, and the kernel answers unread data with a reset
+        // that destroys what the peer had not read yet. The shutdown timeout bounds the wait.
+        raw.resume_reading();
         let r = raw.clone();
         let t = self
             .lp
