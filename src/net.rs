@@ -335,7 +335,7 @@ pub(crate) async fn start_tls_transport<K, P: StreamProtocol<K>>(
 ) -> io::Result<(Transport, ProtocolRef<P>)> {
     use crate::tls::{TlsLayer, TlsProtocol};
     let user = protocol.into_obj();
-    let (layer, handshake) = TlsLayer::new(lp, tls, host, user.clone(), true)?;
+    let (layer, handshake) = TlsLayer::new(lp, tls, host, user.clone(), true, true)?;
     let (raw, _) = start_transport(lp, sock, TlsProtocol(layer.clone()), peername).await?;
     let guard = AbortOnDrop(Some(raw));
     handshake.await?;

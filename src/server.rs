@@ -295,6 +295,19 @@ fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
     }
 }
 
+/// The transport the connection's protocol sees: through TLS when the server speaks it, so
+/// that closing sends `close_notify`.
+fn app_transport(raw: &Rc<SocketTransport>) -> crate::transports::Transport {
+    let t = raw.handle();
+    #[cfg(feature = "tls")]
+    if let Some(p) = t.get_protocol::<crate::tls::TlsProtocol>() {
+        if let Some(layer) = p.try_with(|tp| tp.0.clone()) {
+            return layer.app_transport();
+        }
+    }
+    t
+}
+
 /// The per-connection protocol maker: the user's, under TLS if the server speaks it.
 fn wrap_factory(
     lp: &EventLoop,
@@ -305,8 +318,8 @@ fn wrap_factory(
     if let Some(tls) = opts.tls.clone() {
         use crate::tls::{TlsLayer, TlsProtocol};
         let lp = lp.clone();
-        return Box::new(
-            move || match TlsLayer::new(&lp, tls.clone(), None, user(), true) {
+        return Box::new(move || {
+            match TlsLayer::new(&lp, tls.clone(), None, user(), true, false) {
                 Ok((layer, _handshake)) => Some(<TlsProtocol as StreamProtocol<
                     crate::kind::Stream,
                 >>::into_obj(TlsProtocol(layer))),
@@ -314,8 +327,8 @@ fn wrap_factory(
                     log::error!("cannot start TLS for a new connection: {e}");
                     None
                 }
-            },
-        );
+            }
+        });
     }
     let _ = (lp, opts);
     Box::new(move || Some(user()))
@@ -394,7 +407,7 @@ impl Server {
     /// Closes every connection gracefully (buffered data is sent first).
     pub fn close_clients(&self) {
         for t in self.inner.live_connections() {
-            t.handle().close();
+            app_transport(&t).close();
         }
     }
 

@@ -80,7 +80,13 @@ pub(crate) struct TlsLayer {
     user: RefCell<Option<ProtoRc>>,
     /// Give the user's protocol `connection_made` after the handshake (not for `start_tls`).
     call_connection_made: bool,
+    /// Someone awaits the handshake (`create_connection`, `start_tls`); for connections a
+    /// server accepted nobody does, and a failure is logged instead.
+    awaited: bool,
     handshake_done: Cell<bool>,
+    /// The application paused reading; `pending_in` holds the records not processed yet.
+    paused: Cell<bool>,
+    pending_in: RefCell<Vec<u8>>,
     connected: Cell<bool>,
     lost: Cell<bool>,
     closing: Cell<bool>,
@@ -106,6 +112,7 @@ impl TlsLayer {
         default_name: Option<&str>,
         user: ProtoRc,
         call_connection_made: bool,
+        awaited: bool,
     ) -> io::Result<(Rc<TlsLayer>, LoopFuture<()>)> {
         let conn: rustls::Connection = match &opts.config {
             TlsConfig::Client(cfg) => {
@@ -160,7 +167,10 @@ impl TlsLayer {
             raw: RefCell::new(None),
             user: RefCell::new(Some(user)),
             call_connection_made,
+            awaited,
             handshake_done: Cell::new(false),
+            paused: Cell::new(false),
+            pending_in: RefCell::new(Vec::new()),
             connected: Cell::new(false),
             lost: Cell::new(false),
             closing: Cell::new(false),
@@ -286,6 +296,11 @@ impl TlsLayer {
             self.deliver_plaintext();
             if rd.is_empty() || self.lost.get() {
                 break;
+            }
+            if self.paused.get() {
+                // The protocol paused reading: keep the rest for `resume_reading`.
+                self.pending_in.borrow_mut().extend_from_slice(rd);
+                return;
             }
         }
         if self.close_notify_seen.get() {
@@ -419,15 +434,14 @@ impl TlsLayer {
                     "the connection closed during the TLS handshake",
                 )
             });
-            let server = matches!(self.opts.config, TlsConfig::Server(_));
             let peer = self
                 .raw()
                 .and_then(|r| r.peername())
                 .and_then(|a| a.as_socket())
-                .map_or_else(String::new, |a| format!(" with {a}"));
+                .map_or_else(|| "peer".to_owned(), |a| a.to_string());
             match self.waiter.borrow_mut().take() {
-                Some(w) if !w.done() && !server => w.set_exception(e),
-                _ => log::warn!("TLS handshake{peer} failed: {e}"),
+                Some(w) if !w.done() && self.awaited => w.set_exception(e),
+                _ => log::warn!("TLS connection with {peer}: {e}"),
             }
         } else if !self.lost.replace(true) && self.connected.get() {
             self.call_user(|p| p.connection_lost(err));
@@ -535,19 +549,38 @@ impl TransportImpl for TlsLayer {
     }
 
     fn pause_reading(&self) {
+        if self.closing.get() || self.paused.replace(true) {
+            return;
+        }
         if let Some(r) = self.raw() {
             r.pause_reading();
         }
     }
 
     fn resume_reading(&self) {
+        if self.closing.get() || !self.paused.replace(false) {
+            return;
+        }
         if let Some(r) = self.raw() {
             r.resume_reading();
+        }
+        if !self.pending_in.borrow().is_empty() {
+            // Process what arrived before the pause, from the loop (we may be inside a
+            // protocol callback here).
+            if let Some(me) = self.this.upgrade() {
+                self.lp.call_soon(move || {
+                    if me.paused.get() {
+                        return;
+                    }
+                    let data = std::mem::take(&mut *me.pending_in.borrow_mut());
+                    me.feed(&data);
+                });
+            }
         }
     }
 
     fn is_reading(&self) -> bool {
-        self.raw().is_some_and(|r| r.is_reading())
+        !self.paused.get() && self.raw().is_some_and(|r| r.is_reading())
     }
 
     fn get_write_buffer_size(&self) -> usize {
@@ -638,7 +671,7 @@ pub async fn start_tls(
         .peername()
         .and_then(|a| a.as_socket())
         .map(|a| a.ip().to_string());
-    let (layer, waiter) = TlsLayer::new(&lp, options, default_name.as_deref(), user, false)?;
+    let (layer, waiter) = TlsLayer::new(&lp, options, default_name.as_deref(), user, false, true)?;
     let obj: ProtoRc = <TlsProtocol as crate::StreamProtocol<crate::kind::Stream>>::into_obj(
         TlsProtocol(layer.clone()),
     );
