@@ -6,7 +6,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
@@ -64,6 +64,20 @@ impl Write for RawWriter<'_> {
         self.0.write(buf);
         Ok(buf.len())
     }
+
+    /// rustls hands over all pending records at once: one raw write (one `send`) for them
+    /// all instead of one per record.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().filter(|b| !b.is_empty()).count() {
+            0 => Ok(0),
+            1 => self.write(bufs.iter().find(|b| !b.is_empty()).expect("one")),
+            _ => {
+                let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+                self.0.write(&all);
+                Ok(all.len())
+            }
+        }
+    }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -99,6 +113,8 @@ pub(crate) struct TlsLayer {
     /// The user's protocol was busy when `pause_writing`/`resume_writing` fell due.
     pending_flow: Cell<Option<bool>>,
     dropped_writes: Cell<u32>,
+    /// Inside `feed`: writes are flushed once at its end, in one raw write.
+    batching: Cell<bool>,
 }
 
 /// The raw transport's protocol.
@@ -181,6 +197,7 @@ impl TlsLayer {
             plain: RefCell::new(Vec::new()),
             pending_flow: Cell::new(None),
             dropped_writes: Cell::new(0),
+            batching: Cell::new(false),
         });
         Ok((layer, waiter))
     }
@@ -239,8 +256,17 @@ impl TlsLayer {
         }
     }
 
-    /// TLS records from the peer.
+    /// TLS records from the peer; what the user writes meanwhile goes out in one flush.
     fn feed(&self, data: &[u8]) {
+        let outer = !self.batching.replace(true);
+        self.feed_records(data);
+        if outer {
+            self.batching.set(false);
+            self.flush();
+        }
+    }
+
+    fn feed_records(&self, data: &[u8]) {
         let mut rd = data;
         loop {
             let r = {
@@ -264,13 +290,16 @@ impl TlsLayer {
                     })
                 }) {
                     Ok(state) => {
-                        let n = state.plaintext_bytes_to_read();
-                        if n > 0 {
+                        if state.plaintext_bytes_to_read() > 0 {
                             let mut plain = self.plain.borrow_mut();
-                            let old = plain.len();
-                            plain.resize(old + n, 0);
-                            if conn.reader().read_exact(&mut plain[old..]).is_err() {
-                                plain.truncate(old);
+                            let mut reader = conn.reader();
+                            while let Ok(chunk) = reader.fill_buf() {
+                                if chunk.is_empty() {
+                                    break;
+                                }
+                                let n = chunk.len();
+                                plain.extend_from_slice(chunk);
+                                reader.consume(n);
                             }
                         }
                         if state.peer_has_closed() {
@@ -503,7 +532,9 @@ impl TransportImpl for TlsLayer {
         if self.conn.borrow_mut().writer().write_all(data).is_err() {
             return;
         }
-        self.flush();
+        if !self.batching.get() {
+            self.flush();
+        }
     }
 
     fn write_eof(&self) {
