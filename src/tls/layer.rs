@@ -72,9 +72,13 @@ impl Write for RawWriter<'_> {
             0 => Ok(0),
             1 => self.write(bufs.iter().find(|b| !b.is_empty()).expect("one")),
             _ => {
-                let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+                let total = bufs.iter().map(|b| b.len()).sum();
+                let mut all = Vec::with_capacity(total);
+                for b in bufs {
+                    all.extend_from_slice(b);
+                }
                 self.0.write(&all);
-                Ok(all.len())
+                Ok(total)
             }
         }
     }
@@ -310,7 +314,8 @@ impl TlsLayer {
                     Err(e) => Err(e),
                 }
             };
-            self.flush();
+            // No flush here: `feed` flushes once at its end, so records (handshake replies
+            // and what the protocol writes back) leave in one raw write.
             match r {
                 Err(e) => {
                     self.fail_with(e);
