@@ -89,7 +89,7 @@ pub use event_loop::{
 pub use future::LoopFuture;
 pub use net::{
     ConnectOptions, HAPPY_EYEBALLS_DELAY, connect_accepted_socket, create_connection,
-    create_unix_connection,
+    create_unix_connection, create_unix_connection_with,
 };
 pub use protocols::{BufferedProtocol, Protocol};
 pub use server::{Server, ServerOptions, create_server, create_unix_server};
@@ -100,8 +100,8 @@ pub use sock::{
 };
 pub use streams::{
     DEFAULT_LIMIT, HandlerResult, IncompleteRead, LimitOverrun, StreamReader, StreamWriter,
-    open_connection, open_connection_with, open_unix_connection, start_server, start_server_with,
-    start_unix_server,
+    open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
+    start_server, start_server_with, start_unix_server, start_unix_server_with,
 };
 pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
 pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};

@@ -358,6 +358,27 @@ where
     F: FnOnce() -> P,
     P: StreamProtocol<K>,
 {
+    create_unix_connection_with(protocol_factory, path, ConnectOptions::default()).await
+}
+
+/// [`create_unix_connection`] with options — of which only [`ConnectOptions::tls`] applies
+/// (a TLS client over a Unix socket needs `TlsOptions::server_hostname`).
+///
+/// # Errors
+/// As [`create_unix_connection`], plus the TLS handshake's failure.
+///
+/// # Panics
+/// Outside of a running loop.
+pub async fn create_unix_connection_with<K, P, F>(
+    protocol_factory: F,
+    path: impl AsRef<Path>,
+    options: ConnectOptions,
+) -> io::Result<(Transport, ProtocolRef<P>)>
+where
+    F: FnOnce() -> P,
+    P: StreamProtocol<K>,
+{
+    let _ = &options;
     let lp = get_running_loop();
     let path = path.as_ref();
     let addr = SockAddr::unix(path)?;
@@ -367,6 +388,10 @@ where
     sock_connect(&s, addr.clone())
         .await
         .map_err(|e| io::Error::new(e.kind(), format!("connect to {}: {e}", path.display())))?;
+    #[cfg(feature = "tls")]
+    if let Some(tls) = options.tls.clone() {
+        return start_tls_transport(&lp, s, protocol_factory(), Some(addr), tls, None).await;
+    }
     start_transport(&lp, s, protocol_factory(), Some(addr)).await
 }
 

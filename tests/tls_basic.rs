@@ -160,3 +160,36 @@ async fn write_then_close_loses_nothing() -> io::Result<()> {
     server.close();
     Ok(())
 }
+
+#[tulip::test]
+async fn tls_over_a_unix_socket_with_streams() -> io::Result<()> {
+    let _w = support::watchdog("tls_over_unix", 30);
+    let (scfg, ccfg) = certs();
+    let dir = std::env::temp_dir().join(format!("tulip-tls-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("s.sock");
+    let server = tulip::start_unix_server_with(
+        |mut r: tulip::StreamReader, w: tulip::StreamWriter| async move {
+            let line = r.readline().await?;
+            w.write(&line);
+            w.drain().await?;
+            io::Result::Ok(())
+        },
+        &path,
+        ServerOptions::new().tls(TlsOptions::server(scfg)),
+        tulip::DEFAULT_LIMIT,
+    )
+    .await?;
+    let (mut r, w) = tulip::open_unix_connection_with(
+        &path,
+        ConnectOptions::new().tls(TlsOptions::client(ccfg).server_hostname("localhost")),
+        tulip::DEFAULT_LIMIT,
+    )
+    .await?;
+    w.write(b"over unix and tls\n");
+    assert_eq!(r.readline().await?, b"over unix and tls\n");
+    assert!(w.get_extra_info("cipher").is_some());
+    server.close();
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}

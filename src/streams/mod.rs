@@ -19,7 +19,7 @@ pub use reader::StreamReader;
 pub use writer::StreamWriter;
 
 use crate::event_loop::ExceptionContext;
-use crate::net::{ConnectOptions, create_connection, create_unix_connection};
+use crate::net::{ConnectOptions, create_connection};
 use crate::server::{Server, ServerOptions, create_server, create_unix_server};
 use crate::transports::Transport;
 use protocol::{OnConnect, StreamProto};
@@ -95,12 +95,26 @@ pub async fn open_connection_with(
 /// `open_unix_connection`).
 ///
 /// # Errors
-/// As [`create_unix_connection`].
+/// As [`create_unix_connection`](crate::create_unix_connection).
 pub async fn open_unix_connection(
     path: impl AsRef<Path>,
 ) -> io::Result<(StreamReader, StreamWriter)> {
-    let (t, p) = create_unix_connection(|| StreamProto::new(DEFAULT_LIMIT, None), path).await?;
-    Ok(pair(t, p, DEFAULT_LIMIT))
+    open_unix_connection_with(path, ConnectOptions::default(), DEFAULT_LIMIT).await
+}
+
+/// [`open_unix_connection`] with options (TLS) and a buffer `limit`.
+///
+/// # Errors
+/// As [`create_unix_connection_with`](crate::create_unix_connection_with).
+pub async fn open_unix_connection_with(
+    path: impl AsRef<Path>,
+    options: ConnectOptions,
+    limit: usize,
+) -> io::Result<(StreamReader, StreamWriter)> {
+    let (t, p) =
+        crate::net::create_unix_connection_with(|| StreamProto::new(limit, None), path, options)
+            .await?;
+    Ok(pair(t, p, limit))
 }
 
 /// What a `start_server` callback may return: `()`, or a `Result` whose error is reported
@@ -223,11 +237,35 @@ where
     Fut: Future + 'static,
     Fut::Output: HandlerResult,
 {
-    let cb = Rc::new(client_connected_cb);
-    create_unix_server(
-        move || StreamProto::new(DEFAULT_LIMIT, Some(on_connect(cb.clone()))),
+    start_unix_server_with(
+        client_connected_cb,
         path,
         ServerOptions::default(),
+        DEFAULT_LIMIT,
+    )
+    .await
+}
+
+/// [`start_unix_server`] with server options (TLS, backlog) and a buffer `limit`.
+///
+/// # Errors
+/// As [`create_unix_server`].
+pub async fn start_unix_server_with<F, Fut>(
+    client_connected_cb: F,
+    path: impl AsRef<Path>,
+    options: ServerOptions,
+    limit: usize,
+) -> io::Result<Server>
+where
+    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerResult,
+{
+    let cb = Rc::new(client_connected_cb);
+    create_unix_server(
+        move || StreamProto::new(limit, Some(on_connect(cb.clone()))),
+        path,
+        options,
     )
     .await
 }
