@@ -121,6 +121,14 @@ impl Entry {
         }
     }
 
+    fn slot_mut(&mut self, dir: u8) -> &mut Slot {
+        if dir == READ {
+            &mut self.reader
+        } else {
+            &mut self.writer
+        }
+    }
+
     /// Records the interest given to epoll, keeping the count of armed fds.
     fn set_kernel(&mut self, armed: &Cell<usize>, k: u8) {
         match (self.kernel != 0, k != 0) {
@@ -292,11 +300,7 @@ impl Selector {
             self.ctl(libc::EPOLL_CTL_ADD, fd, dir, fd as u64)?;
             self.with_entry(fd, |e| {
                 e.set_kernel(&self.armed, dir);
-                let slot = if dir == READ {
-                    &mut e.reader
-                } else {
-                    &mut e.writer
-                };
+                let slot = e.slot_mut(dir);
                 *slot = cb.map_or(Slot::Empty, |cb| {
                     cb.active.set(true);
                     Slot::Callback(cb)
@@ -309,11 +313,7 @@ impl Selector {
                 Some(cb) => Slot::Callback(cb),
                 None => Slot::Empty,
             };
-            let slot = if dir == READ {
-                &mut e.reader
-            } else {
-                &mut e.writer
-            };
+            let slot = e.slot_mut(dir);
             let old = std::mem::replace(slot, new);
             (old, e.kernel, e.wanted())
         });
@@ -334,11 +334,7 @@ impl Selector {
         if adding || wanted != old_kernel {
             if let Err(err) = self.change(fd, old_kernel, wanted) {
                 self.with_entry(fd, |e| {
-                    let slot = if dir == READ {
-                        &mut e.reader
-                    } else {
-                        &mut e.writer
-                    };
+                    let slot = e.slot_mut(dir);
                     *slot = Slot::Empty;
                     e.set_kernel(&self.armed, 0);
                 });
@@ -365,11 +361,7 @@ impl Selector {
             if let Some(err) = e.error.take() {
                 return Err(err);
             }
-            let slot = if dir == READ {
-                &mut e.reader
-            } else {
-                &mut e.writer
-            };
+            let slot = e.slot_mut(dir);
             let old = match slot {
                 Slot::Waker(Some(w)) if w.will_wake(waker) => return Ok(None),
                 _ => std::mem::replace(slot, Slot::Waker(Some(waker.clone()))),
@@ -398,11 +390,7 @@ impl Selector {
     /// end of the iteration unless a new waiter arrives first.
     pub(crate) fn unregister_waker(&self, fd: RawFd, dir: u8) {
         let old = self.with_entry(fd, |e| {
-            let slot = if dir == READ {
-                &mut e.reader
-            } else {
-                &mut e.writer
-            };
+            let slot = e.slot_mut(dir);
             if !matches!(slot, Slot::Waker(_)) {
                 return None;
             }

@@ -428,14 +428,7 @@ impl Server {
     pub async fn wait_closed(&self) {
         let inner = self.inner.clone();
         poll_fn(move |cx| {
-            if inner.closed.get() && inner.conns.borrow().is_empty() {
-                return Poll::Ready(());
-            }
-            let mut w = inner.waiters.borrow_mut();
-            if !w.iter().any(|x| x.will_wake(cx.waker())) {
-                w.push(cx.waker().clone());
-            }
-            Poll::Pending
+            inner.wait_for(cx, inner.closed.get() && inner.conns.borrow().is_empty())
         })
         .await;
     }
@@ -455,17 +448,7 @@ impl Server {
         self.start_serving();
         let guard = CloseOnDrop(self.inner.clone());
         let inner = self.inner.clone();
-        poll_fn(move |cx| {
-            if inner.closed.get() {
-                return Poll::Ready(());
-            }
-            let mut w = inner.waiters.borrow_mut();
-            if !w.iter().any(|x| x.will_wake(cx.waker())) {
-                w.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
-        .await;
+        poll_fn(move |cx| inner.wait_for(cx, inner.closed.get())).await;
         drop(guard);
         Ok(())
     }
@@ -638,6 +621,18 @@ impl ServerInner {
             std::fs::remove_file(p).ok();
         }
         self.wake_waiters();
+    }
+
+    /// Ready if `done`, else registers the waker to be woken on close / last detach.
+    fn wait_for(&self, cx: &mut std::task::Context<'_>, done: bool) -> Poll<()> {
+        if done {
+            return Poll::Ready(());
+        }
+        let mut w = self.waiters.borrow_mut();
+        if !w.iter().any(|x| x.will_wake(cx.waker())) {
+            w.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     fn wake_waiters(&self) {

@@ -7,17 +7,16 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, BufRead, Write};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
 
 use super::{TlsConfig, TlsOptions};
-use crate::event_loop::{EventLoop, ExceptionContext, TimerHandle};
+use crate::event_loop::{EventLoop, TimerHandle};
 use crate::future::LoopFuture;
 use crate::protocols::Protocol;
-use crate::transports::proto::ProtoObj;
+use crate::transports::proto::{ProtoObj, call_protocol, report_panic};
 use crate::transports::{ExtraInfo, ProtoRc, Transport, TransportImpl};
 
 /// A TLS failure: what went wrong, wrapping the rustls error. It travels inside an
@@ -396,22 +395,13 @@ impl TlsLayer {
     /// Calls the user's protocol, catching a panic (reported; the connection aborted).
     fn call_user<R>(&self, f: impl FnOnce(&mut dyn ProtoObj) -> R) -> Option<R> {
         let p = self.user.borrow().clone()?;
-        let r = match p.cell.try_borrow_mut() {
-            Ok(mut g) => catch_unwind(AssertUnwindSafe(|| f(&mut *g))),
-            Err(_) => return None,
-        };
-        match r {
+        match call_protocol(&p, f) {
             Ok(v) => {
                 self.deliver_flow();
-                Some(v)
+                v
             }
             Err(payload) => {
-                self.lp.call_exception_handler(
-                    &ExceptionContext::new(
-                        "Exception in a protocol callback; closing the connection",
-                    )
-                    .with_panic(payload),
-                );
+                report_panic(&self.lp, payload);
                 *self.error.borrow_mut() = Some(io::Error::other("protocol callback panicked"));
                 if let Some(raw) = self.raw() {
                     raw.abort();
@@ -428,17 +418,24 @@ impl TlsLayer {
         let Some(p) = self.user.borrow().clone() else {
             return;
         };
-        let Ok(mut g) = p.cell.try_borrow_mut() else {
-            self.pending_flow.set(Some(pause));
-            return;
-        };
-        let _ = catch_unwind(AssertUnwindSafe(|| {
+        let r = call_protocol(&p, |g| {
             if pause {
                 g.pause_writing();
             } else {
                 g.resume_writing();
             }
-        }));
+        });
+        match r {
+            Ok(Some(())) => {}
+            // Busy in a callback: `call_user` delivers it when that callback returns.
+            Ok(None) => self.pending_flow.set(Some(pause)),
+            Err(payload) => {
+                report_panic(&self.lp, payload);
+                if let Some(raw) = self.raw() {
+                    raw.abort();
+                }
+            }
+        }
     }
 
     fn flow(&self, pause: bool) {

@@ -7,6 +7,7 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::RawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
 use crate::protocols::{BufferedProtocol, Protocol};
@@ -56,6 +57,27 @@ pub(crate) use sealed::{ProtoCell, ProtoObj, ReadOutcome};
 
 /// A protocol object as a transport holds it.
 pub(crate) type ProtoRc = Rc<ProtoCell<dyn ProtoObj>>;
+
+/// Calls a protocol with a panic caught: `Ok(None)` if it is busy in another of its
+/// callbacks, `Err(payload)` if it panicked (see [`report_panic`]).
+pub(crate) fn call_protocol<R>(
+    p: &ProtoRc,
+    f: impl FnOnce(&mut dyn ProtoObj) -> R,
+) -> Result<Option<R>, Box<dyn Any + Send>> {
+    match p.cell.try_borrow_mut() {
+        Ok(mut g) => catch_unwind(AssertUnwindSafe(|| f(&mut *g))).map(Some),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Reports a protocol's panic to the loop's exception handler; the caller then aborts the
+/// connection.
+pub(crate) fn report_panic(lp: &crate::EventLoop, payload: Box<dyn Any + Send>) {
+    lp.call_exception_handler(
+        &crate::ExceptionContext::new("Exception in a protocol callback; closing the connection")
+            .with_panic(payload),
+    );
+}
 
 /// `recv` into `buf`, retrying on EINTR.
 #[inline]

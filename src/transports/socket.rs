@@ -17,10 +17,10 @@ use std::task::{Context, Poll, Waker};
 use socket2::{SockAddr, Socket};
 
 use super::flow::Flow;
-use super::proto::{ProtoObj, ProtoRc, ReadOutcome};
+use super::proto::{ProtoObj, ProtoRc, ReadOutcome, call_protocol, report_panic};
 use super::write_buf::WriteBuf;
 use super::{ExtraInfo, Transport, TransportImpl};
-use crate::event_loop::{EventLoop, ExceptionContext};
+use crate::event_loop::EventLoop;
 use crate::selector::{IoCallback, READ, WRITE};
 
 /// asyncio's `LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
@@ -128,16 +128,12 @@ impl SocketTransport {
     /// if there is no protocol, it is busy in another of its callbacks, or it panicked.
     fn call<R>(&self, f: impl FnOnce(&mut dyn ProtoObj) -> R) -> Option<R> {
         let p = self.protocol.borrow().clone()?;
-        let r = match p.cell.try_borrow_mut() {
-            Ok(mut g) => catch_unwind(AssertUnwindSafe(|| f(&mut *g))),
-            Err(_) => return None,
-        };
-        match r {
+        match call_protocol(&p, f) {
             Ok(v) => {
                 if !self.flow.in_sync() {
                     self.deliver_flow();
                 }
-                Some(v)
+                v
             }
             Err(payload) => {
                 self.protocol_panicked(payload);
@@ -147,15 +143,10 @@ impl SocketTransport {
     }
 
     fn protocol_panicked(&self, payload: Box<dyn Any + Send>) {
-        self.lp.call_exception_handler(
-            &ExceptionContext::new("Exception in a protocol callback; closing the connection")
-                .with_panic(payload),
-        );
+        report_panic(&self.lp, payload);
         self.force_close(Some(io::Error::other("protocol callback panicked")));
     }
 
-    /// Tells the protocol `pause_writing` / `resume_writing` as decided; if it is busy in a
-    /// callback, right after that callback (`call` flushes), or from the loop.
     fn wake_drainers(&self) {
         let ws = std::mem::take(&mut *self.drain_wakers.borrow_mut());
         for w in ws {
@@ -163,6 +154,8 @@ impl SocketTransport {
         }
     }
 
+    /// Tells the protocol `pause_writing` / `resume_writing` as decided; if it is busy in a
+    /// callback, right after that callback (`call` flushes), or from the loop.
     fn deliver_flow(&self) {
         while let Some(pause) = self.flow.next_delivery() {
             if !pause {
@@ -172,22 +165,25 @@ impl SocketTransport {
             let Some(p) = self.protocol.borrow().clone() else {
                 return;
             };
-            let Ok(mut g) = p.cell.try_borrow_mut() else {
-                self.flow.undeliver();
-                self.schedule_flow();
-                return;
-            };
-            let r = catch_unwind(AssertUnwindSafe(|| {
+            let r = call_protocol(&p, |g| {
                 if pause {
                     g.pause_writing();
                 } else {
                     g.resume_writing();
                 }
-            }));
-            drop(g);
-            if let Err(payload) = r {
-                self.protocol_panicked(payload);
-                return;
+            });
+            match r {
+                Ok(Some(())) => {}
+                Ok(None) => {
+                    // Busy in a callback: after it (`call` flushes), or from the loop.
+                    self.flow.undeliver();
+                    self.schedule_flow();
+                    return;
+                }
+                Err(payload) => {
+                    self.protocol_panicked(payload);
+                    return;
+                }
             }
         }
     }
