@@ -65,11 +65,19 @@
 //! returns besides the transport is a [`ProtocolRef`], through which async code can look at
 //! the protocol's state. Reads go into one 256 KiB buffer per loop and reach
 //! `data_received` as a borrowed slice; `write` sends at once when nothing is buffered.
+//!
+//! ## One loop per core
+//! A loop is single-threaded. To use every core, run one loop per thread, each with its own
+//! `SO_REUSEPORT` listening socket on the same address — asyncio's and uvloop's recipe (one
+//! process per core) and glommio's and monoio's thread-per-core model: [`run_per_core`], or
+//! [`PerCore`] for settings and a [`LoopGroup`] that can be stopped. `examples/echo_per_core.rs`
+//! is a complete server.
 
 mod error;
 mod event_loop;
 mod future;
 mod net;
+mod per_core;
 mod protocols;
 mod selector;
 mod server;
@@ -91,6 +99,7 @@ pub use net::{
     ConnectOptions, HAPPY_EYEBALLS_DELAY, connect_accepted_socket, create_connection,
     create_unix_connection, create_unix_connection_with,
 };
+pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
 pub use protocols::{BufferedProtocol, Protocol};
 pub use server::{Server, ServerOptions, create_server, create_unix_server};
 pub use sock::{
