@@ -11,9 +11,54 @@ use std::io;
 use std::net::TcpStream;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
 use crate::load::{read_some, write_all_spin};
-use crate::servers::{self, ChildServer};
+use crate::servers::{self, ChildServer, Ready, Server};
 use crate::sys;
+
+/// Servers only this workload uses: tokio's README echo, whose 1 KiB buffer lives in the task
+/// (the smallest idiomatic tokio echo, so the tightest figure to compare with).
+pub static SERVERS: &[Server] = &[Server {
+    id: "tokio-1k",
+    name: "tokio current-thread, README echo (1 KiB buffer in the task)",
+    serve: serve_tokio_readme,
+}];
+
+fn serve_tokio_readme(addr: std::net::SocketAddr, ready: Ready) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        ready(
+            listener.local_addr()?,
+            Box::new(move || {
+                let _ = tx.send(());
+            }),
+        );
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                s.set_nodelay(true).ok();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        let n = match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if s.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let _ = rx.await;
+        io::Result::Ok(())
+    })
+}
 
 /// The servers measured: the echo servers and the HTTP and TLS tulip servers when they exist.
 const IDS: &[&str] = &[
@@ -24,6 +69,7 @@ const IDS: &[&str] = &[
     "tulip-sock",
     "tokio",
     "tokio-mt",
+    "tokio-1k",
     "smol",
 ];
 
@@ -77,7 +123,7 @@ pub fn run(n: usize, only: Option<&[String]>) -> io::Result<()> {
     let n = n.min(limit.saturating_sub(100) as usize);
     println!("memory per idle connection: {n} idle connections, server as a child process");
     println!(
-        "| server | RssAnon before | RssAnon with {n} idle | bytes per connection | ÷ tokio |"
+        "| server | RssAnon before | RssAnon with {n} idle | bytes per connection | ÷ tokio (1 KiB buffer) |"
     );
     println!("|---|---:|---:|---:|---:|");
     let mut rows = Vec::new();
@@ -93,11 +139,11 @@ pub fn run(n: usize, only: Option<&[String]>) -> io::Result<()> {
             after.saturating_sub(before) as f64 / n as f64,
         ));
     }
-    let tokio = rows.iter().find(|r| r.0 == "tokio").map(|r| r.3);
+    let tokio = rows.iter().find(|r| r.0 == "tokio-1k").map(|r| r.3);
     for (id, before, after, per) in &rows {
         let name = servers::find(id).map_or(*id, |s| s.name);
         let ratio = match tokio {
-            Some(t) if *id != "tokio" && t > 0.0 => format!("{:.2}", per / t),
+            Some(t) if *id != "tokio-1k" && t > 0.0 => format!("{:.2}", per / t),
             _ => "—".into(),
         };
         println!(
@@ -109,7 +155,7 @@ pub fn run(n: usize, only: Option<&[String]>) -> io::Result<()> {
     println!(
         "\nbytes per connection = (RssAnon with the idle connections − RssAnon before) ÷ {n}; \
          per-connection buffers of the task-based servers and of the BufferedProtocol are 16 KiB \
-         (`echo::CONN_BUF`); tulip's Protocol reads into one buffer per loop.\n"
+         (`echo::CONN_BUF`), the README tokio echo's 1 KiB; tulip's Protocol reads into one buffer per loop.\n"
     );
     Ok(())
 }
