@@ -7,6 +7,7 @@
 //! cargo bench --bench net -- pp1k-c1 http --only=floor,tulip,tokio --reps=3 --secs=0.5
 //! cargo bench --bench net -- --serve tulip 127.0.0.1:0   # one server; prints `listening on …`
 //! cargo bench --bench net -- --client 127.0.0.1:PORT 12000 --conns=1 --size=1024
+//! cargo bench --bench net -- --client 127.0.0.1:PORT 6000 --tls --bulk  # TLS; 16 KiB chunks
 //! ```
 //!
 //! How to run it and how to read it: `benches/README.md`. In short, per workload a fresh
@@ -51,6 +52,9 @@ struct Args {
     conns: usize,
     size: usize,
     idle: Option<usize>,
+    /// `--client` over TLS (the `tls-*` servers), and bulk (16 KiB chunks) instead of ping-pong.
+    tls: bool,
+    bulk: bool,
     serve: Option<(&'static servers::Server, SocketAddr)>,
     client: Option<(SocketAddr, u64)>,
 }
@@ -59,7 +63,7 @@ fn usage(msg: &str) -> ! {
     eprintln!("net bench: {msg}");
     eprintln!(
         "usage: net [--quick] [--reps=N] [--secs=F] [--only=ID,…] [--idle=N] [WORKLOAD|SECTION]…\n       \
-         net --serve ID ADDR\n       net --client ADDR N [--conns=C] [--size=BYTES]\n\
+         net --serve ID ADDR\n       net --client ADDR N [--tls] [--conns=C] [--size=BYTES | --bulk]\n\
          workloads: pp64-c1 pp64-c50 pp1k-c1 pp1k-c50 pp16k-c1 pp16k-c50 bulk http http-wrk \
          tls-c1 tls-c50 tls-bulk; sections: per-core mem ir\nserver ids: {}",
         servers::all().map(|s| s.id).collect::<Vec<_>>().join(" ")
@@ -87,6 +91,8 @@ fn parse_args() -> Args {
         conns: 1,
         size: 1024,
         idle: None,
+        tls: false,
+        bulk: false,
         serve: None,
         client: None,
     };
@@ -96,6 +102,10 @@ fn parse_args() -> Args {
             args.bench = true;
         } else if a == "--quick" {
             args.quick = true;
+        } else if a == "--tls" {
+            args.tls = true;
+        } else if a == "--bulk" {
+            args.bulk = true;
         } else if let Some(v) = a.strip_prefix("--reps=") {
             args.reps = Some(parse(v, "--reps"));
         } else if let Some(v) = a.strip_prefix("--secs=") {
@@ -139,15 +149,31 @@ fn main() -> io::Result<()> {
     }
     if let Some((addr, n)) = args.client {
         sys::pin_warn("load generator", sys::LOAD_CPU);
-        let r = load::ping_pong(addr, args.size, args.conns, Limit::Ops(n), true)?;
-        println!(
-            "{} round trips of {} B over {} connection(s) in {:.3} s ({:.0} req/s)",
-            r.ops,
-            args.size,
-            args.conns,
-            r.elapsed.as_secs_f64(),
-            r.ops as f64 / r.elapsed.as_secs_f64()
-        );
+        let limit = Limit::Ops(n);
+        let r = match (args.tls, args.bulk) {
+            (false, false) => load::ping_pong(addr, args.size, args.conns, limit, true)?,
+            (true, false) => tls::ping_pong(addr, args.size, args.conns, limit)?,
+            (false, true) => load::bulk(addr, limit)?,
+            (true, true) => tls::bulk(addr, limit)?,
+        };
+        let secs = r.elapsed.as_secs_f64();
+        let tls = if args.tls { " (TLS)" } else { "" };
+        if args.bulk {
+            println!(
+                "{} echoed chunks of {} B over 1 connection{tls} in {secs:.3} s ({:.1} MB/s)",
+                r.ops,
+                load::CHUNK,
+                (r.ops * load::CHUNK as u64) as f64 / secs / 1e6
+            );
+        } else {
+            println!(
+                "{} round trips of {} B over {} connection(s){tls} in {secs:.3} s ({:.0} req/s)",
+                r.ops,
+                args.size,
+                args.conns,
+                r.ops as f64 / secs
+            );
+        }
         return Ok(());
     }
 
