@@ -522,6 +522,7 @@ impl Selector {
     }
 
     /// Waits for events (`None`: forever). Returns how many are in the buffer.
+    #[inline]
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<usize> {
         let ms: libc::c_int = match timeout {
             None => -1,
