@@ -22,11 +22,13 @@
 //! re-arms a lingering interest without a system call makes the fd a *suspect*: an event
 //! for it clears the suspicion (the kernel evidently watches it). A suspect still without an
 //! event after [`VERIFY_ITERATIONS`] iterations of a busy loop, or when the loop has been
-//! blocked for [`VERIFY_AFTER`] with it (the watchdog thread of `event_loop/watchdog.rs`
-//! wakes the loop then), is re-armed with a real `EPOLL_CTL_MOD` (which turns into an `ADD`
-//! if the kernel had forgotten it). No clock is read and no timed wait is needed for this.
-//! A busy connection never pays for it; one idle for longer than `VERIFY_AFTER` pays one
-//! wake-up and one `epoll_ctl` per message; a reused fd costs a short delay, never a hang.
+//! blocked with it for at least [`VERIFY_AFTER`] (the watchdog thread of
+//! `event_loop/watchdog.rs` wakes the loop then; its tick backs off to `MAX_TICK` there,
+//! so it may take up to twice that), is re-armed with a real `EPOLL_CTL_MOD` (which turns
+//! into an `ADD` if the kernel had forgotten it). No clock is read and no timed wait is
+//! needed for this. A busy connection pays no system call for it (the loop only keeps the
+//! watchdog ticking); one idle for longer than that delay pays one wake-up and one
+//! `epoll_ctl` per message; a reused fd costs a short delay, never a hang.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -47,7 +49,7 @@ pub(crate) const WRITE: u8 = 2;
 const EVENTS_CAPACITY: usize = 1024;
 
 /// How long a loop may stay blocked with unconfirmed suspects before the watchdog has them
-/// verified (see the module docs).
+/// verified, at the least (see the module docs).
 pub(crate) const VERIFY_AFTER: Duration = Duration::from_millis(2);
 
 /// How many iterations of a loop that never times out a suspect may last before it is
