@@ -22,11 +22,22 @@
 //! re-arms a lingering interest without a system call makes the fd a *suspect*: an event
 //! for it clears the suspicion (the kernel evidently watches it). A suspect still without an
 //! event after [`VERIFY_ITERATIONS`] iterations of a busy loop, or when the loop has been
-//! blocked for [`VERIFY_AFTER`] with it (the watchdog thread of `event_loop/watchdog.rs`
-//! wakes the loop then), is re-armed with a real `EPOLL_CTL_MOD` (which turns into an `ADD`
-//! if the kernel had forgotten it). No clock is read and no timed wait is needed for this.
-//! A busy connection never pays for it; one idle for longer than `VERIFY_AFTER` pays one
-//! wake-up and one `epoll_ctl` per message; a reused fd costs a short delay, never a hang.
+//! blocked with it for at least [`VERIFY_AFTER`] (the watchdog thread of
+//! `event_loop/watchdog.rs` wakes the loop then; its tick backs off to `MAX_TICK` there,
+//! so it may take up to twice that), is re-armed with a real `EPOLL_CTL_MOD` (which turns
+//! into an `ADD` if the kernel had forgotten it). No clock is read and no timed wait is
+//! needed for this. A busy connection pays no system call for it (the loop only keeps the
+//! watchdog ticking); one idle for longer than that delay pays one wake-up and one
+//! `epoll_ctl` per message; a reused fd costs a short delay, never a hang.
+//!
+//! # Drained stream sockets
+//! A `recv` on a stream socket that returns less than was asked for has emptied the receive
+//! queue. The selector notes it ([`Selector::note_read_drained`]) while epoll watches the fd
+//! for reading, and forgets it at the next event for the fd or when the interest is
+//! dropped; meanwhile the next `sock_recv`/`sock_recv_into` waits for readiness at once
+//! rather than first making a `recv` that can only fail with `EAGAIN` (tokio clears its
+//! readiness on a short read in the same way). A wrong note costs no more than one loop
+//! iteration: the interest is level-triggered, so data that is there is reported at once.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -47,7 +58,7 @@ pub(crate) const WRITE: u8 = 2;
 const EVENTS_CAPACITY: usize = 1024;
 
 /// How long a loop may stay blocked with unconfirmed suspects before the watchdog has them
-/// verified (see the module docs).
+/// verified, at the least (see the module docs).
 pub(crate) const VERIFY_AFTER: Duration = Duration::from_millis(2);
 
 /// How many iterations of a loop that never times out a suspect may last before it is
@@ -100,6 +111,12 @@ struct Entry {
     /// Address of the socket object last checked to be non-blocking through this fd (a cache
     /// that saves an `fcntl` per operation).
     verified: usize,
+    /// Whether that socket is a stream socket, once asked (`None`: not asked yet).
+    stream: Option<bool>,
+    /// A `recv` on that stream socket came back short, so its receive queue was empty, and
+    /// no event for the fd has come since: the next read may wait for readiness at once
+    /// instead of trying `recv` first (module docs).
+    read_drained: bool,
     /// Re-armed without a system call and not yet confirmed by an event (module docs).
     suspect: bool,
     /// The iteration in which the current suspicion began.
@@ -137,6 +154,17 @@ impl Entry {
             _ => {}
         }
         self.kernel = k;
+        if k & READ == 0 {
+            // No event would ever clear the hint.
+            self.read_drained = false;
+        }
+    }
+
+    /// Forgets what was learnt about the socket behind the fd (its number may be reused).
+    fn forget_socket(&mut self) {
+        self.verified = 0;
+        self.stream = None;
+        self.read_drained = false;
     }
 
     fn wanted(&self) -> u8 {
@@ -343,7 +371,7 @@ impl Selector {
             self.with_entry(fd, |e| {
                 e.set_kernel(&self.armed, wanted);
                 if wanted == 0 {
-                    e.verified = 0;
+                    e.forget_socket();
                 }
             });
         }
@@ -410,7 +438,33 @@ impl Selector {
 
     /// Remembers that the socket object at `addr` is non-blocking.
     pub(crate) fn set_verified(&self, fd: RawFd, addr: usize) {
-        self.with_entry(fd, |e| e.verified = addr);
+        self.with_entry(fd, |e| {
+            e.forget_socket();
+            e.verified = addr;
+        });
+    }
+
+    /// Notes that a `recv` on `fd` came back short (see `Entry::read_drained`), if the
+    /// socket is a stream socket (`is_stream` asks, once per socket) and epoll watches the fd
+    /// for reading, so that an event will clear the note when data arrives.
+    pub(crate) fn note_read_drained(&self, fd: RawFd, is_stream: impl FnOnce() -> bool) {
+        let mut entries = self.entries.borrow_mut();
+        let Some(e) = entries.get_mut(fd as usize) else {
+            return;
+        };
+        if e.kernel & READ == 0 || e.verified == 0 {
+            return;
+        }
+        if *e.stream.get_or_insert_with(is_stream) {
+            e.read_drained = true;
+        }
+    }
+
+    /// Whether the last `recv` on `fd` found its queue empty and nothing arrived since.
+    #[inline]
+    pub(crate) fn is_read_drained(&self, fd: RawFd) -> bool {
+        let entries = self.entries.borrow();
+        entries.get(fd as usize).is_some_and(|e| e.read_drained)
     }
 
     /// Re-arms, with a real `epoll_ctl`, all suspects (`timed_out`: the watchdog saw the loop
@@ -502,7 +556,7 @@ impl Selector {
                     Ok(()) => {
                         e.set_kernel(&self.armed, want);
                         if want == 0 {
-                            e.verified = 0;
+                            e.forget_socket();
                         }
                     }
                     Err(err) => e.fail(&self.armed, err, &mut to_wake),
@@ -522,6 +576,7 @@ impl Selector {
     }
 
     /// Waits for events (`None`: forever). Returns how many are in the buffer.
+    #[inline]
     pub(crate) fn wait(&self, timeout: Option<Duration>) -> io::Result<usize> {
         let ms: libc::c_int = match timeout {
             None => -1,
@@ -583,6 +638,7 @@ impl Selector {
                     continue;
                 };
                 e.suspect = false;
+                e.read_drained = false;
                 let mut stale = false;
                 let r = if readable {
                     take_fire(&mut e.reader, &mut stale)

@@ -1,7 +1,10 @@
 //! The `sock_*` futures: asyncio's `loop.sock_recv` & co. as futures.
 //!
 //! Each one tries its system call at once and waits only on `WouldBlock`: it makes its task
-//! the reader (or writer) of the socket's fd and tries again when woken. Dropping the future
+//! the reader (or writer) of the socket's fd and tries again when woken. (One exception:
+//! right after a `recv` on a stream socket came back short, with no event since, the next
+//! `sock_recv`/`sock_recv_into` waits for readiness at once, saving a `recv` that could only
+//! fail with `EAGAIN`; see `selector.rs`.) Dropping the future
 //! removes that registration. The removal reaches epoll at the end of the loop iteration,
 //! so the next operation on the same socket in the same task step finds the fd still
 //! armed: a steady echo loop costs no `epoll_ctl` at all (see `selector.rs`).
@@ -21,7 +24,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use socket2::{SockAddr, SockRef, Socket};
+use socket2::{SockAddr, SockRef, Socket, Type};
 
 use crate::event_loop::{Inner, current_rc, with_current};
 use crate::selector::{READ, WRITE};
@@ -57,6 +60,15 @@ fn check_nonblocking(inner: &Inner, fd: RawFd, addr: usize) -> io::Result<()> {
 fn check_first(fd: RawFd, addr: usize) -> io::Result<()> {
     with_current(|inner| check_nonblocking(inner, fd, addr))
         .expect("sock_* futures must be polled on a running tulip event loop")
+}
+
+/// As [`check_first`], for a read: also says whether the last `recv` on the stream socket
+/// found its queue empty, with no event since (see `selector.rs`).
+fn check_first_read(fd: RawFd, addr: usize) -> io::Result<bool> {
+    with_current(|inner| {
+        check_nonblocking(inner, fd, addr).map(|()| inner.selector.is_read_drained(fd))
+    })
+    .expect("sock_* futures must be polled on a running tulip event loop")
 }
 
 /// A future's registration as the reader or writer of an fd; dropped, it unregisters.
@@ -113,6 +125,43 @@ impl Waiter {
                 }
             }
         }
+    }
+
+    /// [`poll_io`](Waiter::poll_io) for a `recv` of up to `len` bytes from `sock`: if the last
+    /// one on this stream socket came back short and nothing arrived since, waits for
+    /// readiness without trying; if this one comes back short, says so to the selector.
+    #[inline]
+    fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        sock: &SockRef<'_>,
+        addr: usize,
+        len: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let fd = sock.as_raw_fd();
+        if !self.checked {
+            match check_first_read(fd, addr) {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(drained) => {
+                    self.checked = true;
+                    if drained {
+                        return match self.register(cx, fd) {
+                            Ok(()) => Poll::Pending,
+                            Err(e) => Poll::Ready(Err(e)),
+                        };
+                    }
+                }
+            }
+        }
+        let r = self.poll_io(cx, fd, addr, op);
+        if let Poll::Ready(Ok(n)) = r {
+            if n > 0 && n < len {
+                let is_stream = || sock.r#type().is_ok_and(|t| t == Type::STREAM);
+                with_current(|inner| inner.selector.note_read_drained(fd, is_stream));
+            }
+        }
+        r
     }
 
     fn register(&mut self, cx: &mut Context<'_>, fd: RawFd) -> io::Result<()> {
@@ -199,12 +248,9 @@ impl<S: AsFd> Future for SockRecv<'_, S> {
         let sock = SockRef::from(this.sock);
         let buf = &mut this.buf;
         let n = this.n;
-        let r = this.waiter.poll_io(
-            cx,
-            this.sock.as_fd().as_raw_fd(),
-            addr_of(this.sock),
-            || sock.recv_with_flags(&mut buf.spare_capacity_mut()[..n], RECV_FLAGS),
-        );
+        let r = this.waiter.poll_recv(cx, &sock, addr_of(this.sock), n, || {
+            sock.recv_with_flags(&mut buf.spare_capacity_mut()[..n], RECV_FLAGS)
+        });
         r.map_ok(|got| {
             // SAFETY: `recv` initialised the first `got` bytes of the spare capacity.
             unsafe { this.buf.set_len(got) };
@@ -252,12 +298,11 @@ impl<S: AsFd> Future for SockRecvInto<'_, S> {
         let this = self.get_mut();
         let sock = SockRef::from(this.sock);
         let buf = &mut *this.buf;
-        this.waiter.poll_io(
-            cx,
-            this.sock.as_fd().as_raw_fd(),
-            addr_of(this.sock),
-            || sock.recv_with_flags(as_uninit(buf), RECV_FLAGS),
-        )
+        let len = buf.len();
+        this.waiter
+            .poll_recv(cx, &sock, addr_of(this.sock), len, || {
+                sock.recv_with_flags(as_uninit(buf), RECV_FLAGS)
+            })
     }
 }
 

@@ -48,6 +48,57 @@ async fn recv_into_reads_what_is_there() -> io::Result<()> {
     Ok(())
 }
 
+/// A short `recv` on a stream socket lets the next read wait for readiness without trying
+/// first: data (or EOF) that arrives in between must still be seen, at once.
+#[tulip::test]
+async fn data_and_eof_right_after_a_short_read_are_received() -> io::Result<()> {
+    let _w = support::watchdog("after_short_read", 20);
+    let (a, b) = UnixStream::pair()?;
+    b.set_nonblocking(true)?;
+    // The first read has to wait, so that epoll watches `b` when it comes back short.
+    let writer = tulip::spawn(async move {
+        tulip::yield_now().await;
+        (&a).write_all(b"one")?;
+        io::Result::Ok(a)
+    });
+    let mut buf = [0u8; 64];
+    let n = tulip::sock_recv_into(&b, &mut buf).await?;
+    assert_eq!(&buf[..n], b"one");
+    // In the same task step: more data lands in the queue that the short read emptied.
+    let a = writer.await?;
+    (&a).write_all(b"two")?;
+    let n = tulip::sock_recv_into(&b, &mut buf).await?;
+    assert_eq!(&buf[..n], b"two");
+    (&a).write_all(b"three")?;
+    assert_eq!(tulip::sock_recv(&b, 64).await?, b"three");
+    drop(a);
+    assert_eq!(tulip::sock_recv(&b, 64).await?, b"", "EOF");
+    Ok(())
+}
+
+/// A datagram shorter than the buffer says nothing about the queue: every queued datagram
+/// is received.
+#[tulip::test]
+async fn short_datagrams_in_a_row_are_all_received() -> io::Result<()> {
+    let _w = support::watchdog("short_datagrams", 20);
+    let (a, b) = UnixDatagram::pair()?;
+    b.set_nonblocking(true)?;
+    let writer = tulip::spawn(async move {
+        tulip::yield_now().await;
+        for d in [&b"one"[..], b"two", b"three"] {
+            a.send(d)?;
+        }
+        io::Result::Ok(a)
+    });
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(tulip::sock_recv(&b, 64).await?);
+    }
+    assert_eq!(got, [&b"one"[..], b"two", b"three"]);
+    drop(writer.await?);
+    Ok(())
+}
+
 #[test]
 fn a_dropped_sock_recv_leaves_no_registration() {
     let _w = support::watchdog("dropped_recv_no_registration", 20);

@@ -591,6 +591,7 @@ impl Inner {
     /// One `catch_unwind` covers the whole batch and is set up again only after a callback
     /// panicked; a panic of the main future is resumed, not reported, so that it unwinds out
     /// of `run_until_complete`.
+    #[inline]
     fn run_ready(&self, main: Option<&mut dyn FnMut()>) {
         self.run_ready_n(self.ready.len(), main);
     }
