@@ -73,6 +73,7 @@
 //! [`PerCore`] for settings and a [`LoopGroup`] that can be stopped. `examples/echo_per_core.rs`
 //! is a complete server.
 
+mod affinity;
 mod error;
 mod event_loop;
 mod future;
