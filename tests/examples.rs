@@ -1012,3 +1012,42 @@ fn starttls() {
     assert!(server[2] < client[1] && client[1] < server[3]);
     assert!(stdout.ends_with("done\n"), "{stdout}");
 }
+
+#[test]
+fn echo_per_core() {
+    let _watchdog = watchdog("echo_per_core");
+    let mut child = example("echo_per_core", &["127.0.0.1:0", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start `cargo run --example echo_per_core`");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let mut server = Server {
+        child,
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        _stdout: stdout,
+    };
+    let port: u16 = line
+        .trim_end()
+        .strip_prefix("listening on 127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+    assert_ne!(port, 0);
+    server.addr.set_port(port);
+    let mut stderr = BufReader::new(server.child.stderr.take().expect("piped stderr"));
+    let mut loops = String::new();
+    stderr.read_line(&mut loops).unwrap();
+    assert_eq!(loops.trim_end(), "echo_per_core: 2 loops");
+    // Many connections, so that both loops' sockets get some; each must echo.
+    for i in 0..32u32 {
+        let mut conn = server.connect();
+        let msg = format!("hello {i}");
+        assert_eq!(echo(&mut conn, msg.as_bytes()).unwrap(), msg.as_bytes());
+    }
+    let mut conn = server.connect();
+    let big: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8).collect();
+    assert!(echo(&mut conn, &big).unwrap() == big, "the 1 MiB echo differs");
+}
