@@ -2,8 +2,8 @@
 //! tokio, smol and the floor (a minimal level-triggered epoll loop written with `libc`).
 //!
 //! ```text
-//! cargo bench --bench net                         # the full suite (about 8 minutes)
-//! cargo bench --bench net -- --quick              # a smoke run (about 40 s); asserts nothing
+//! cargo bench --bench net                         # the full suite (about 4 minutes)
+//! cargo bench --bench net -- --quick              # a smoke run (about 25 s); asserts nothing
 //! cargo bench --bench net -- pp1k-c1 http --only=floor,tulip,tokio --reps=3 --secs=0.5
 //! cargo bench --bench net -- --serve tulip 127.0.0.1:0   # one server; prints `listening on …`
 //! cargo bench --bench net -- --client 127.0.0.1:PORT 12000 --conns=1 --size=1024
@@ -98,7 +98,9 @@ fn parse_args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        if a == "--bench" {
+        if a == "--help" || a == "-h" {
+            usage("the network benchmark suite (see benches/README.md)");
+        } else if a == "--bench" {
             args.bench = true;
         } else if a == "--quick" {
             args.quick = true;
