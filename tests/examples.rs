@@ -1049,5 +1049,8 @@ fn echo_per_core() {
     }
     let mut conn = server.connect();
     let big: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 253) as u8).collect();
-    assert!(echo(&mut conn, &big).unwrap() == big, "the 1 MiB echo differs");
+    assert!(
+        echo(&mut conn, &big).unwrap() == big,
+        "the 1 MiB echo differs"
+    );
 }
