@@ -5,8 +5,7 @@
 //! - `http-floor`: one level-triggered epoll loop with `libc`, as echo's floor: `recv` into
 //!   one buffer, parse there, `send` the responses of one read in one write, and buffer only
 //!   what `send` leaves (or the start of a request a read cut short).
-//! - `http-tulip`: the example's `Protocol` (`HttpHello`, copied: it is the example's
-//!   `main.rs` minus `main`).
+//! - `http-tulip`: the example's `Protocol` (`examples/http_hello/protocol.rs`, included too).
 //! - `http-tokio`: tokio's current-thread runtime, one task per connection reading into its
 //!   own buffer, parsing there, and writing the responses of one read with `write_all`.
 //!
@@ -23,7 +22,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tulip::{Protocol, Transport};
 
 use crate::echo::{CONN_BUF, serve_tulip};
 use crate::load::{self, Limit, LoadResult, Window};
@@ -33,9 +31,15 @@ use crate::sys::{self, Epoll, StopFd};
 
 // Cargo builds benches with `cfg(test)`, and this one without a test harness: the parser's
 // tests are left out, their helpers are not.
-#[cfg_attr(test, allow(dead_code))]
-#[path = "../../examples/http_hello/http.rs"]
-mod parser;
+/// The example's parser (`http.rs`) and `Protocol` (`protocol.rs`), as files of its own.
+#[path = "../../examples/http_hello"]
+mod hello {
+    #[cfg_attr(test, allow(dead_code))]
+    pub(super) mod http;
+    pub(super) mod protocol;
+}
+use hello::http as parser;
+use hello::protocol::HttpHello;
 
 /// Connections of both loads.
 const CONNS: usize = 50;
@@ -225,84 +229,6 @@ fn floor_flush(c: &mut FloorConn, ep: &Epoll) -> bool {
 }
 
 // ---- tulip -------------------------------------------------------------------------------------
-
-/// A connection's buffer grown past this by a large read is given back once it is empty.
-const MAX_KEPT_CAPACITY: usize = 4 * parser::MAX_HEAD;
-
-/// `examples/http_hello/main.rs`'s `Protocol`, as it is there.
-struct HttpHello {
-    transport: Option<Transport>,
-    /// The start of a request that a read cut short (empty on the fast path).
-    partial: Vec<u8>,
-    /// How much of `partial` was already searched for the end of the header block.
-    scanned: usize,
-    /// A response closed the connection: ignore whatever still arrives.
-    closing: bool,
-}
-
-impl HttpHello {
-    fn new() -> HttpHello {
-        HttpHello {
-            transport: None,
-            partial: Vec::new(),
-            scanned: 0,
-            closing: false,
-        }
-    }
-}
-
-impl Protocol for HttpHello {
-    fn connection_made(&mut self, transport: &Transport) {
-        self.transport = Some(transport.clone());
-    }
-
-    fn data_received(&mut self, data: &[u8]) {
-        let Some(t) = &self.transport else { return };
-        if self.closing {
-            return;
-        }
-        let respond = |response: &'static [u8]| t.write(response);
-        if self.partial.is_empty() {
-            // Fast path: parse right in the read buffer.
-            match parser::answer(data, &mut self.scanned, respond) {
-                Some(used) => self.partial.extend_from_slice(&data[used..]),
-                None => {
-                    self.closing = true;
-                    t.close();
-                }
-            }
-        } else {
-            // A request was split: complete it in the connection's buffer.
-            self.partial.extend_from_slice(data);
-            match parser::answer(&self.partial, &mut self.scanned, respond) {
-                Some(used) => {
-                    self.partial.drain(..used);
-                }
-                None => {
-                    self.closing = true;
-                    self.partial.clear();
-                    t.close();
-                }
-            }
-            if self.partial.is_empty() && self.partial.capacity() > MAX_KEPT_CAPACITY {
-                self.partial = Vec::new();
-            }
-        }
-    }
-
-    fn pause_writing(&mut self) {
-        // The client does not read its responses: stop reading its requests.
-        if let Some(t) = &self.transport {
-            t.pause_reading();
-        }
-    }
-
-    fn resume_writing(&mut self) {
-        if let Some(t) = &self.transport {
-            t.resume_reading();
-        }
-    }
-}
 
 // ---- tokio -------------------------------------------------------------------------------------
 

@@ -45,79 +45,13 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use tulip::{Protocol, Transport};
-
 mod http;
+mod protocol;
+
+use protocol::HttpHello;
 
 /// Where the server listens when no address is given.
 const DEFAULT_ADDR: &str = "127.0.0.1:8888";
-/// A connection's buffer grown past this by a large read is given back once it is empty.
-const MAX_KEPT_CAPACITY: usize = 4 * http::MAX_HEAD;
-
-/// One connection.
-struct HttpHello {
-    transport: Option<Transport>,
-    /// The start of a request that a read cut short (empty on the fast path).
-    partial: Vec<u8>,
-    /// How much of `partial` was already searched for the end of the header block.
-    scanned: usize,
-    /// A response closed the connection: ignore whatever still arrives.
-    closing: bool,
-}
-
-impl Protocol for HttpHello {
-    fn connection_made(&mut self, transport: &Transport) {
-        self.transport = Some(transport.clone());
-    }
-
-    fn data_received(&mut self, data: &[u8]) {
-        let Some(t) = &self.transport else { return };
-        if self.closing {
-            return;
-        }
-        let respond = |response: &'static [u8]| t.write(response);
-        if self.partial.is_empty() {
-            // Fast path: parse right in the read buffer.
-            match http::answer(data, &mut self.scanned, respond) {
-                Some(used) => self.partial.extend_from_slice(&data[used..]),
-                None => {
-                    self.closing = true;
-                    t.close();
-                }
-            }
-        } else {
-            // A request was split: complete it in the connection's buffer.
-            self.partial.extend_from_slice(data);
-            match http::answer(&self.partial, &mut self.scanned, respond) {
-                Some(used) => {
-                    self.partial.drain(..used);
-                }
-                None => {
-                    self.closing = true;
-                    self.partial.clear();
-                    t.close();
-                }
-            }
-            if self.partial.is_empty() && self.partial.capacity() > MAX_KEPT_CAPACITY {
-                self.partial = Vec::new();
-            }
-        }
-    }
-
-    fn pause_writing(&mut self) {
-        // The client does not read its responses: stop reading its requests.
-        if let Some(t) = &self.transport {
-            t.pause_reading();
-        }
-    }
-
-    fn resume_writing(&mut self) {
-        if let Some(t) = &self.transport {
-            t.resume_reading();
-        }
-    }
-}
-
 #[tulip::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -134,12 +68,7 @@ async fn main() -> ExitCode {
         }
     };
     let server = match tulip::create_server(
-        || HttpHello {
-            transport: None,
-            partial: Vec::new(),
-            scanned: 0,
-            closing: false,
-        },
+        HttpHello::new,
         &addr.ip().to_string(),
         addr.port(),
         tulip::ServerOptions::new().backlog(1024),
