@@ -73,7 +73,6 @@
 //! [`PerCore`] for settings and a [`LoopGroup`] that can be stopped. `examples/echo_per_core.rs`
 //! is a complete server.
 
-mod affinity;
 mod error;
 mod event_loop;
 mod future;
@@ -84,6 +83,7 @@ mod selector;
 mod server;
 mod sock;
 mod streams;
+mod sys;
 mod task;
 mod time;
 #[cfg(feature = "tls")]

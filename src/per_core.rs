@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
-use crate::affinity::{allowed_cpus, pin_to};
 use crate::event_loop::{EventLoop, LoopHandle};
+use crate::sys::{allowed_cpus, pin_to};
 
 /// Runs `main` on `threads` event loops, one thread each, each pinned to its own CPU, and
 /// returns their outputs in loop order once every one has finished.

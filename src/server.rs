@@ -5,7 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
@@ -17,6 +17,7 @@ use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 use crate::event_loop::{EventLoop, ExceptionContext, get_running_loop};
 use crate::net::resolve;
 use crate::selector::{IoCallback, READ};
+use crate::sys::{self, AcceptError};
 use crate::transports::socket::SocketTransport;
 use crate::transports::{ProtoRc, StreamProtocol};
 
@@ -272,29 +273,6 @@ where
     ))
 }
 
-/// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: one system call per connection.
-fn accept(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
-    // SAFETY: `try_init` hands us storage and its length to fill; accept4 writes at most
-    // that many bytes and updates the length. The returned fd is new and ours alone.
-    unsafe {
-        let mut fd = -1;
-        let ((), addr) = SockAddr::try_init(|storage, len| {
-            fd = libc::accept4(
-                listener.as_raw_fd(),
-                storage.cast(),
-                len,
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            );
-            if fd < 0 {
-                Err(io::Error::last_os_error())
-            } else {
-                Ok(())
-            }
-        })?;
-        Ok((Socket::from_raw_fd(fd), addr))
-    }
-}
-
 /// The transport the connection's protocol sees: through TLS when the server speaks it, so
 /// that closing sends `close_notify`.
 fn app_transport(raw: &Rc<SocketTransport>) -> crate::transports::Transport {
@@ -516,18 +494,18 @@ impl ServerInner {
             let r = {
                 let ls = self.listeners.borrow();
                 let Some(l) = ls.get(i) else { return };
-                accept(l)
+                sys::accept(l)
             };
             match r {
                 Ok((sock, peer)) => self.serve(sock, peer),
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EAGAIN) => return,
-                    Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => continue,
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                Err(e) => match sys::accept_error(&e) {
+                    AcceptError::WouldBlock => return,
+                    AcceptError::Retry => continue,
+                    AcceptError::OutOfResources => {
                         self.back_off(e);
                         return;
                     }
-                    _ => {
+                    AcceptError::Other => {
                         self.lp.call_exception_handler(
                             &ExceptionContext::new("socket.accept() failed").with_error(e),
                         );

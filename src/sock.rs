@@ -16,7 +16,6 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
@@ -29,8 +28,7 @@ use socket2::{SockAddr, SockRef, Socket, Type};
 use crate::event_loop::{Inner, current_rc, with_current};
 use crate::selector::{READ, WRITE};
 
-const RECV_FLAGS: libc::c_int = libc::MSG_DONTWAIT;
-const SEND_FLAGS: libc::c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+use crate::sys::{self, RECV_FLAGS, SEND_FLAGS, is_would_block};
 
 fn blocking_error() -> io::Error {
     io::Error::new(
@@ -45,12 +43,7 @@ fn check_nonblocking(inner: &Inner, fd: RawFd, addr: usize) -> io::Result<()> {
     if inner.selector.is_verified(fd, addr) {
         return Ok(());
     }
-    // SAFETY: F_GETFL only reads the flags of `fd`, which the caller borrows for the call.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if flags & libc::O_NONBLOCK == 0 {
+    if !sys::is_nonblocking(fd)? {
         return Err(blocking_error());
     }
     inner.selector.set_verified(fd, addr);
@@ -192,15 +185,6 @@ impl Drop for Waiter {
     }
 }
 
-/// `WouldBlock`, checked on the errno first: `io::Error::kind` is a long match.
-#[inline]
-fn is_would_block(e: &io::Error) -> bool {
-    match e.raw_os_error() {
-        Some(code) => code == libc::EAGAIN || code == libc::EWOULDBLOCK,
-        None => e.kind() == io::ErrorKind::WouldBlock,
-    }
-}
-
 fn addr_of<S>(s: &S) -> usize {
     std::ptr::from_ref(s) as usize
 }
@@ -249,13 +233,10 @@ impl<S: AsFd> Future for SockRecv<'_, S> {
         let buf = &mut this.buf;
         let n = this.n;
         let r = this.waiter.poll_recv(cx, &sock, addr_of(this.sock), n, || {
-            sock.recv_with_flags(&mut buf.spare_capacity_mut()[..n], RECV_FLAGS)
+            buf.clear();
+            sys::recv_vec(&sock, buf, n, RECV_FLAGS)
         });
-        r.map_ok(|got| {
-            // SAFETY: `recv` initialised the first `got` bytes of the spare capacity.
-            unsafe { this.buf.set_len(got) };
-            std::mem::take(&mut this.buf)
-        })
+        r.map_ok(|_| std::mem::take(&mut this.buf))
     }
 }
 
@@ -285,12 +266,6 @@ pub struct SockRecvInto<'a, S> {
     waiter: Waiter,
 }
 
-fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and `recv` only writes initialised
-    // bytes into it, so the slice stays initialised.
-    unsafe { &mut *(std::ptr::from_mut(buf) as *mut [MaybeUninit<u8>]) }
-}
-
 impl<S: AsFd> Future for SockRecvInto<'_, S> {
     type Output = io::Result<usize>;
 
@@ -301,7 +276,7 @@ impl<S: AsFd> Future for SockRecvInto<'_, S> {
         let len = buf.len();
         this.waiter
             .poll_recv(cx, &sock, addr_of(this.sock), len, || {
-                sock.recv_with_flags(as_uninit(buf), RECV_FLAGS)
+                sock.recv_with_flags(sys::as_uninit(buf), RECV_FLAGS)
             })
     }
 }
@@ -410,13 +385,6 @@ pub struct SockConnect<'a> {
     waiter: Waiter,
 }
 
-fn in_progress(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EINPROGRESS) | Some(libc::EAGAIN) | Some(libc::EINTR)
-    )
-}
-
 impl Future for SockConnect<'_> {
     type Output = io::Result<()>;
 
@@ -431,7 +399,7 @@ impl Future for SockConnect<'_> {
                 *started = true;
                 return match sock.connect(addr) {
                     Ok(()) => Ok(()),
-                    Err(e) if in_progress(&e) => Err(io::ErrorKind::WouldBlock.into()),
+                    Err(e) if sys::connect_in_progress(&e) => Err(io::ErrorKind::WouldBlock.into()),
                     Err(e) => Err(e),
                 };
             }
@@ -440,9 +408,7 @@ impl Future for SockConnect<'_> {
             }
             match sock.peer_addr() {
                 Ok(_) => Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                    Err(io::ErrorKind::WouldBlock.into())
-                }
+                Err(e) if sys::is_not_connected(&e) => Err(io::ErrorKind::WouldBlock.into()),
                 Err(e) => Err(e),
             }
         })
@@ -605,11 +571,8 @@ impl<S: RecvFrom> Future for SockRecvFrom<'_, S> {
             this.sock.as_fd().as_raw_fd(),
             addr_of(this.sock),
             || {
-                let mut buf = Vec::with_capacity(n);
-                let (got, addr) =
-                    sock.recv_from_with_flags(buf.spare_capacity_mut(), RECV_FLAGS)?;
-                // SAFETY: `recvfrom` initialised the first `got` bytes.
-                unsafe { buf.set_len(got) };
+                let mut buf = Vec::new();
+                let addr = sys::recv_from_vec(&sock, &mut buf, n, RECV_FLAGS)?;
                 Ok((buf, addr))
             },
         );

@@ -123,7 +123,7 @@ fn unpark() {
 }
 
 fn run() {
-    crate::affinity::like_main_thread();
+    crate::sys::like_main_thread();
     let wd = loop {
         if let Some(wd) = WATCHDOG.get() {
             break wd;

@@ -79,29 +79,14 @@ pub(crate) fn report_panic(lp: &crate::EventLoop, payload: Box<dyn Any + Send>) 
     );
 }
 
-/// `recv` into `buf`, retrying on EINTR.
-#[inline]
-pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes; `fd` is the transport's
-        // socket, open while the transport is not closed (checked by the caller).
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
-}
+use crate::sys::recv;
 
 #[inline]
 fn outcome(r: io::Result<usize>) -> Result<usize, ReadOutcome> {
     match r {
         Ok(0) => Err(ReadOutcome::Eof),
         Ok(n) => Ok(n),
-        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(ReadOutcome::WouldBlock),
+        Err(e) if crate::sys::is_would_block(&e) => Err(ReadOutcome::WouldBlock),
         Err(e) => Err(ReadOutcome::Error(e)),
     }
 }

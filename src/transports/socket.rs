@@ -22,6 +22,7 @@ use super::write_buf::WriteBuf;
 use super::{ExtraInfo, Transport, TransportImpl};
 use crate::event_loop::EventLoop;
 use crate::selector::{IoCallback, READ, WRITE};
+use crate::sys;
 
 /// asyncio's `LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
 const CONNLOST_WRITES_LOG_THRESHOLD: u32 = 5;
@@ -73,6 +74,8 @@ impl SocketTransport {
         waiter: Option<crate::LoopFuture<()>>,
     ) -> Rc<SocketTransport> {
         let fd = sock.as_raw_fd();
+        // Where `MSG_NOSIGNAL` does not exist, the socket itself must not raise SIGPIPE.
+        sys::prepare_socket(&sock).ok();
         let t = Rc::new_cyclic(|this| SocketTransport {
             lp: lp.clone(),
             this: this.clone(),
@@ -326,10 +329,14 @@ impl SocketTransport {
         if self.conn_lost.get() != 0 {
             return;
         }
-        let r = self.write_buf.borrow_mut().flush(self.fd);
+        let fd = self.fd;
+        let r = self
+            .write_buf
+            .borrow_mut()
+            .flush(|iov| sys::sendmsg(fd, iov));
         match r {
             Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return,
+            Err(e) if sys::is_would_block(&e) => return,
             Err(e) => {
                 self.write_buf.borrow_mut().clear();
                 self.remove_writer();
@@ -456,32 +463,18 @@ impl TransportImpl for SocketTransport {
         let mut wb = self.write_buf.borrow_mut();
         if wb.is_empty() {
             // Optimistic: send now; buffer only what the socket did not take.
-            loop {
-                // SAFETY: `data` is valid for reads of its length; `fd` is open (invariant).
-                let n = unsafe {
-                    libc::send(
-                        self.fd,
-                        data.as_ptr().cast(),
-                        data.len(),
-                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-                    )
-                };
-                if n >= 0 {
-                    data = &data[n as usize..];
+            match sys::send(self.fd, data) {
+                Ok(n) => {
+                    data = &data[n..];
                     if data.is_empty() {
                         return;
                     }
-                    break;
                 }
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) => break,
-                    _ => {
-                        drop(wb);
-                        self.fatal_error(e, "Fatal write error on socket transport");
-                        return;
-                    }
+                Err(e) if sys::is_would_block(&e) => {}
+                Err(e) => {
+                    drop(wb);
+                    self.fatal_error(e, "Fatal write error on socket transport");
+                    return;
                 }
             }
             wb.push(data);

@@ -1,8 +1,8 @@
-//! The write buffer: what `send` left, flushed with one `sendmsg` of many iovecs.
+//! The write buffer: what a write left, flushed with one vectored write (`sendmsg`,
+//! `writev`) of many buffers.
 
 use std::collections::VecDeque;
-use std::io;
-use std::os::fd::RawFd;
+use std::io::{self, IoSlice};
 
 /// Data up to this size is appended to the last chunk instead of starting a new one.
 const COALESCE: usize = 64 * 1024;
@@ -49,41 +49,22 @@ impl WriteBuf {
         self.len = 0;
     }
 
-    /// Sends as much as the socket takes, in one `sendmsg`. Returns the bytes sent.
-    pub(crate) fn flush(&mut self, fd: RawFd) -> io::Result<usize> {
-        let mut iov: [libc::iovec; MAX_IOV] = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; MAX_IOV];
+    /// Hands the buffered chunks (at most [`MAX_IOV`] of them) to `write` — one vectored
+    /// write of the transport's raw I/O — and drops what it took. Returns the bytes written.
+    pub(crate) fn flush(
+        &mut self,
+        write: impl FnOnce(&[IoSlice<'_>]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut iov: [IoSlice<'_>; MAX_IOV] = [IoSlice::new(&[]); MAX_IOV];
         let mut n = 0;
         for (i, c) in self.chunks.iter().enumerate().take(MAX_IOV) {
-            let s = if i == 0 { &c[self.head..] } else { &c[..] };
-            iov[n] = libc::iovec {
-                iov_base: s.as_ptr() as *mut libc::c_void,
-                iov_len: s.len(),
-            };
+            iov[n] = IoSlice::new(if i == 0 { &c[self.head..] } else { &c[..] });
             n += 1;
         }
         if n == 0 {
             return Ok(0);
         }
-        // SAFETY: an all-zero msghdr is valid; we then point it at `n` initialised iovecs
-        // that borrow our chunks, which outlive the call.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = n as _;
-        let sent = loop {
-            // SAFETY: `msg` describes valid buffers (see above); `fd` is the transport's open
-            // socket. MSG_NOSIGNAL: a closed peer gives EPIPE, not SIGPIPE.
-            let r = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
-            if r >= 0 {
-                break r as usize;
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
-            }
-        };
+        let sent = write(&iov[..n])?;
         self.consume(sent);
         Ok(sent)
     }

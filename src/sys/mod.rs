@@ -1,0 +1,68 @@
+//! The OS fence: every libc call and syscall-level `unsafe` of tulip outside the selector
+//! backends lives under this module (mio's `sys/`).
+//!
+//! One wrapper, [`retry`], turns the C convention (`-1` and `errno`) into an
+//! `io::Result` and retries `EINTR`; [`is_would_block`] is the one test for "try again
+//! later". Calls that only Linux has (`accept4`, `MSG_NOSIGNAL`, `sched_setaffinity`) sit
+//! behind `cfg(target_os = "linux")`, each with its portable fallback beside it, so the
+//! crate builds on macOS and the BSDs too.
+
+mod affinity;
+mod io;
+mod socket;
+
+pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
+#[allow(unused_imports)] // read, write, writev: the pipe transports' raw I/O
+pub(crate) use io::{
+    RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_from_vec, recv_vec, send, sendmsg, write,
+    writev,
+};
+pub(crate) use socket::{
+    AcceptError, accept, accept_error, connect_in_progress, is_nonblocking, is_not_connected,
+    prepare_socket,
+};
+
+use std::io as stdio;
+
+/// A C return value whose "failed" value is `-1`.
+pub(crate) trait MinusOne: Copy {
+    /// Whether this is the failure value.
+    fn is_minus_one(self) -> bool;
+}
+
+macro_rules! minus_one {
+    ($($t:ty)*) => {$(
+        impl MinusOne for $t {
+            #[inline]
+            fn is_minus_one(self) -> bool {
+                self == -1
+            }
+        }
+    )*};
+}
+minus_one!(i32 i64 isize);
+
+/// Runs the system call `f` until it does not fail with `EINTR`: `-1` becomes
+/// `io::Error::last_os_error()`, anything else is the result.
+#[inline]
+pub(crate) fn retry<T: MinusOne>(mut f: impl FnMut() -> T) -> stdio::Result<T> {
+    loop {
+        let r = f();
+        if !r.is_minus_one() {
+            return Ok(r);
+        }
+        let e = stdio::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// `EAGAIN`/`EWOULDBLOCK` (checked on the errno first: `io::Error::kind` is a long match).
+#[inline]
+pub(crate) fn is_would_block(e: &stdio::Error) -> bool {
+    match e.raw_os_error() {
+        Some(code) => code == libc::EAGAIN || code == libc::EWOULDBLOCK,
+        None => e.kind() == stdio::ErrorKind::WouldBlock,
+    }
+}
