@@ -7,7 +7,6 @@ mod handle;
 mod ready;
 mod remote;
 mod timers;
-mod watchdog;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -158,12 +157,12 @@ impl EventLoop {
     /// or an empty string (asyncio's `PYTHONASYNCIODEBUG`).
     ///
     /// # Errors
-    /// If the epoll instance or the eventfd cannot be created (e.g. out of file descriptors).
+    /// If the selector (an epoll or kqueue instance) or its notifier cannot be created (e.g.
+    /// out of file descriptors).
     pub fn new() -> io::Result<EventLoop> {
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
-        let remote = Arc::new(Remote::new(id)?);
-        let selector = Selector::new()?;
-        selector.add_notifier(remote.notifier_fd())?;
+        let (selector, notifier) = Selector::new()?;
+        let remote = Arc::new(Remote::new(id, notifier));
         let debug = std::env::var_os("TULIP_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
         Ok(EventLoop {
             inner: Rc::new_cyclic(|this| Inner {
@@ -340,7 +339,8 @@ impl EventLoop {
     /// The loop does not own `fd`: remove the reader before closing it.
     ///
     /// # Errors
-    /// What `epoll_ctl` reports, e.g. `EBADF` for a closed fd or `EPERM` for a regular file.
+    /// What the kernel reports (`epoll_ctl`, `kevent`), e.g. `EBADF` for a closed fd, or on
+    /// Linux `EPERM` for a regular file.
     ///
     /// # Panics
     /// If the loop is closed.
@@ -368,7 +368,7 @@ impl EventLoop {
     /// (asyncio's `add_writer`); replaces a writer already registered.
     ///
     /// # Errors
-    /// What `epoll_ctl` reports.
+    /// What the kernel reports (`epoll_ctl`, `kevent`).
     ///
     /// # Panics
     /// If the loop is closed.
@@ -469,7 +469,7 @@ impl EventLoop {
         self.inner.slow_callback.set(d);
     }
 
-    /// Whether a reader / a writer is wanted for `fd`, and whether epoll watches it
+    /// Whether a reader / a writer is wanted for `fd`, and whether the kernel watches it
     /// for reading / writing right now (for tests and debugging).
     #[doc(hidden)]
     pub fn fd_interest(&self, fd: impl AsRawFd) -> ((bool, bool), (bool, bool)) {
@@ -543,36 +543,15 @@ impl Inner {
         } else {
             next.map(|when| when.saturating_duration_since(Instant::now()))
         };
-        // Suspects (see selector.rs) confirmed by no event are re-armed after a while: in a
-        // busy loop by iteration count, in a blocked one at the watchdog's request.
-        let mut watched = false;
-        if self.selector.has_suspects()
-            && self
-                .selector
-                .check_suspects(self.remote.watched.take_verify())
-            && timeout != Some(Duration::ZERO)
-        {
-            self.remote.watched.blocking(&self.remote);
-            watched = true;
-        }
-        // A zero-timeout poll with no fd armed could report nothing: skip the system call.
-        let skip = timeout == Some(Duration::ZERO) && !self.selector.has_armed();
-        let n = match if skip {
-            Ok(0)
-        } else {
-            self.selector.wait(timeout)
-        } {
+        let n = match self.selector.select(timeout) {
             Ok(n) => n,
             Err(e) => {
                 self.report(ExceptionContext::new("selector wait failed").with_error(e));
                 0
             }
         };
-        if watched {
-            self.remote.watched.woke();
-        }
-        if n > 0 && self.selector.dispatch(n, |f| self.fire(f)) {
-            self.remote.drain_notifier();
+        if n > 0 {
+            self.selector.dispatch(n, |f| self.fire(f));
         }
         if self.remote.has_pending() {
             self.drain_inbox();

@@ -1,13 +1,15 @@
-//! The thread-safe side of a loop: the inbox, the notifier (self-pipe) and `LoopHandle`.
+//! The thread-safe side of a loop: the inbox, the selector's notifier (the self-pipe) and
+//! `LoopHandle`.
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_task::Runnable;
+
+use crate::selector::Notifier;
 
 /// Something another thread hands to the loop.
 pub(crate) enum RemoteItem {
@@ -23,12 +25,9 @@ pub(crate) struct Remote {
     inbox: Mutex<Vec<RemoteItem>>,
     /// Set when the inbox is not empty: the loop checks it once per iteration, lock-free.
     pending: AtomicBool,
-    /// Set once the eventfd was written and not yet drained, so a burst writes it once.
-    notified: AtomicBool,
     closed: AtomicBool,
-    eventfd: OwnedFd,
-    /// The suspect watchdog's view of this loop.
-    pub(crate) watched: super::watchdog::Watched,
+    /// Wakes the loop's selector (the backend's self-pipe).
+    notifier: Notifier,
 }
 
 impl fmt::Debug for Remote {
@@ -41,49 +40,14 @@ impl fmt::Debug for Remote {
 }
 
 impl Remote {
-    pub(crate) fn new(loop_id: u64) -> io::Result<Remote> {
-        // SAFETY: plain system call; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Remote {
+    pub(crate) fn new(loop_id: u64, notifier: Notifier) -> Remote {
+        Remote {
             loop_id,
             inbox: Mutex::new(Vec::new()),
             pending: AtomicBool::new(false),
-            notified: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-            // SAFETY: `fd` was just returned by eventfd and nothing else owns it.
-            eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
-            watched: Default::default(),
-        })
-    }
-
-    pub(crate) fn notifier_fd(&self) -> RawFd {
-        self.eventfd.as_raw_fd()
-    }
-
-    /// Wakes the loop's selector (at most one write until the loop drains it).
-    pub(crate) fn notify(&self) {
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a valid u64 to our eventfd. It can only fail with
-            // EAGAIN when the counter is saturated, and then the loop is awake anyway.
-            unsafe {
-                libc::write(
-                    self.eventfd.as_raw_fd(),
-                    (&raw const one).cast::<libc::c_void>(),
-                    8,
-                )
-            };
+            notifier,
         }
-    }
-
-    /// Called by the loop when the notifier fired. The eventfd is edge-triggered, so it is
-    /// not read: clearing the flag lets the next remote wake write it again. Its counter
-    /// grows by one per wake and would take centuries to saturate.
-    pub(crate) fn drain_notifier(&self) {
-        self.notified.store(false, Ordering::Release);
     }
 
     /// Queues `item` for the loop and wakes it. Returns the item if the loop is closed.
@@ -96,7 +60,7 @@ impl Remote {
             inbox.push(item);
         }
         self.pending.store(true, Ordering::Release);
-        self.notify();
+        self.notifier.notify();
         Ok(())
     }
 

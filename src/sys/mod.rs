@@ -66,3 +66,8 @@ pub(crate) fn is_would_block(e: &stdio::Error) -> bool {
         None => e.kind() == stdio::ErrorKind::WouldBlock,
     }
 }
+
+/// `EBADF`: what a file descriptor number that cannot be open (a negative one) gets.
+pub(crate) fn bad_fd() -> stdio::Error {
+    stdio::Error::from_raw_os_error(libc::EBADF)
+}

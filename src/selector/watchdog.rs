@@ -1,6 +1,6 @@
 //! The suspect watchdog: one thread per process that wakes a loop which has been blocked
-//! in `epoll_wait` for [`VERIFY_AFTER`] while it had unconfirmed suspects (see
-//! `selector.rs`), so that the loop can re-arm them with a real `epoll_ctl`.
+//! in its wait for [`VERIFY_AFTER`] while it had unconfirmed suspects (see `rearm.rs`), so
+//! that the loop can re-arm them with a real system call.
 //!
 //! The loop could bound its own wait instead, but a finite `epoll_wait` timeout arms a
 //! kernel timer, which in a VM costs an exit per wait — measured at ~7 µs of CPU per wait
@@ -23,11 +23,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use super::remote::Remote;
-use crate::selector::VERIFY_AFTER;
+use super::Notifier;
+use super::rearm::VERIFY_AFTER;
 
 struct Watchdog {
-    loops: Mutex<Vec<Weak<Remote>>>,
+    loops: Mutex<Vec<Weak<Watched>>>,
     wake: Condvar,
 }
 
@@ -43,9 +43,13 @@ const MAX_TICK: Duration = Duration::from_millis(32);
 /// How long no loop may be seen blocked with suspects before the watchdog parks.
 const IDLE_PARK: Duration = Duration::from_secs(1);
 
-/// A loop's side of the watchdog, in its `Remote`.
-#[derive(Debug, Default)]
-pub(crate) struct Watched {
+/// A loop's side of the watchdog, shared with the watchdog thread.
+#[derive(Debug)]
+pub(super) struct Watched {
+    /// Wakes the loop.
+    notifier: Notifier,
+    /// The loop was closed: the watchdog forgets it.
+    closed: AtomicBool,
     registered: AtomicBool,
     /// `epoch << 1 | 1` while blocked with suspects, `epoch << 1` otherwise.
     state: AtomicU64,
@@ -56,11 +60,22 @@ pub(crate) struct Watched {
 }
 
 impl Watched {
+    pub(super) fn new(notifier: Notifier) -> Watched {
+        Watched {
+            notifier,
+            closed: AtomicBool::new(false),
+            registered: AtomicBool::new(false),
+            state: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
+            verify: AtomicBool::new(false),
+        }
+    }
+
     /// The loop is about to block with suspects.
     #[inline]
-    pub(crate) fn blocking(&self, remote: &Arc<Remote>) {
+    pub(super) fn blocking(self: &Arc<Self>) {
         if !self.registered.load(Ordering::Relaxed) {
-            register(remote);
+            register(self);
         }
         let epoch = (self.state.load(Ordering::Relaxed) >> 1) + 1;
         self.state.store(epoch << 1 | 1, Ordering::SeqCst);
@@ -73,15 +88,20 @@ impl Watched {
 
     /// The loop woke up.
     #[inline]
-    pub(crate) fn woke(&self) {
+    pub(super) fn woke(&self) {
         let v = self.state.load(Ordering::Relaxed);
         self.state.store(v & !1, Ordering::Release);
     }
 
     /// Whether the watchdog asked for a verification (and clears the request).
     #[inline]
-    pub(crate) fn take_verify(&self) -> bool {
+    pub(super) fn take_verify(&self) -> bool {
         self.verify.load(Ordering::Relaxed) && self.verify.swap(false, Ordering::AcqRel)
+    }
+
+    /// The loop closed.
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     fn is_blocked(&self) -> bool {
@@ -97,7 +117,7 @@ impl Watched {
     }
 }
 
-fn register(remote: &Arc<Remote>) {
+fn register(watched: &Arc<Watched>) {
     let wd = WATCHDOG.get_or_init(|| {
         std::thread::Builder::new()
             .name("tulip-watchdog".into())
@@ -108,9 +128,9 @@ fn register(remote: &Arc<Remote>) {
             wake: Condvar::new(),
         }
     });
-    remote.watched.registered.store(true, Ordering::Relaxed);
+    watched.registered.store(true, Ordering::Relaxed);
     let mut loops = wd.loops.lock().unwrap_or_else(|e| e.into_inner());
-    loops.push(Arc::downgrade(remote));
+    loops.push(Arc::downgrade(watched));
     wd.wake.notify_one();
 }
 
@@ -144,12 +164,12 @@ fn run() {
         let mut any_blocked = false;
         let mut stuck = false;
         loops.retain(|w| match w.upgrade() {
-            Some(r) if !r.is_closed() => {
-                any_blocked |= r.watched.is_blocked();
-                if r.watched.tick() {
+            Some(w) if !w.closed.load(Ordering::Acquire) => {
+                any_blocked |= w.is_blocked();
+                if w.tick() {
                     stuck = true;
-                    r.watched.verify.store(true, Ordering::Release);
-                    r.notify();
+                    w.verify.store(true, Ordering::Release);
+                    w.notifier.notify();
                 }
                 true
             }
@@ -171,7 +191,7 @@ fn run() {
             if loops
                 .iter()
                 .filter_map(Weak::upgrade)
-                .any(|r| r.watched.is_blocked())
+                .any(|w| w.is_blocked())
             {
                 PARKED.store(false, Ordering::SeqCst);
             }
