@@ -34,6 +34,7 @@ pub(crate) struct StreamGuard(std::cell::RefCell<Transport>);
 
 impl StreamGuard {
     /// After `start_tls`: closing means closing the TLS transport.
+    #[cfg(feature = "tls")]
     pub(crate) fn set(&self, t: Transport) {
         *self.0.borrow_mut() = t;
     }

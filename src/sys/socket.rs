@@ -2,7 +2,9 @@
 //! check, `SIGPIPE` suppression, and the errno values the socket code must tell apart.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::RawFd;
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsRawFd, FromRawFd};
 
 use socket2::{SockAddr, Socket};
 
