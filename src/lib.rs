@@ -29,7 +29,7 @@
 //!
 //! ## One iteration of the loop
 //! Each iteration of [`EventLoop`] does what asyncio's `BaseEventLoop._run_once` does:
-//! 1. apply pending changes of the kernel's interest (at most one `epoll_ctl` per file
+//! 1. apply pending changes of the kernel's interest (at most one system call per file
 //!    descriptor whose reader/writer set changed, none for a steady connection);
 //! 2. wait for I/O with timeout 0 if any callback is ready, else until the nearest timer;
 //! 3. turn I/O events into ready callbacks (and wake tasks waiting on sockets), take what other
@@ -65,6 +65,20 @@
 //! returns besides the transport is a [`ProtocolRef`], through which async code can look at
 //! the protocol's state. Reads go into one 256 KiB buffer per loop and reach
 //! `data_received` as a borrowed slice; `write` sends at once when nothing is buffered.
+//!
+//! ## Platforms and selector backends
+//! tulip runs on Unix. The selector, which waits for I/O readiness, has two backends, chosen
+//! at compile time:
+//! - on **Linux**, hand-written level-triggered **epoll** by default: one `epoll_wait` per
+//!   iteration and nothing else, where the `polling` crate would re-arm its notifier and a
+//!   timer on every wait;
+//! - everywhere else (**macOS**, the **BSDs**), the **`polling`** crate (kqueue), also
+//!   level-triggered. The cargo feature **`poller`** selects it on Linux too (epoll through
+//!   `polling`), which is how CI runs the whole test suite on both backends.
+//!
+//! What only Linux has: CPU pinning in [`PerCore`] (elsewhere the loops run unpinned),
+//! `accept4` (elsewhere `accept` + `fcntl` do the same job), and the eventfd notifier of the
+//! epoll backend. Apple systems have no `MSG_NOSIGNAL`: sockets get `SO_NOSIGPIPE` there.
 //!
 //! ## One loop per core
 //! A loop is single-threaded. To use every core, run one loop per thread, each with its own

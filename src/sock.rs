@@ -4,10 +4,10 @@
 //! the reader (or writer) of the socket's fd and tries again when woken. (One exception:
 //! right after a `recv` on a stream socket came back short, with no event since, the next
 //! `sock_recv`/`sock_recv_into` waits for readiness at once, saving a `recv` that could only
-//! fail with `EAGAIN`; see `selector.rs`.) Dropping the future
-//! removes that registration. The removal reaches epoll at the end of the loop iteration,
-//! so the next operation on the same socket in the same task step finds the fd still
-//! armed: a steady echo loop costs no `epoll_ctl` at all (see `selector.rs`).
+//! fail with `EAGAIN`; see `selector/rearm.rs`.) Dropping the future
+//! removes that registration. The removal reaches the kernel at the end of the loop
+//! iteration, so the next operation on the same socket in the same task step finds the fd
+//! still armed: a steady echo loop costs no `epoll_ctl` at all (see `selector/rearm.rs`).
 //!
 //! Sockets must be in non-blocking mode (asyncio raises `ValueError` otherwise); a blocking
 //! one is refused with `ErrorKind::InvalidInput`. `recv`/`send` also pass `MSG_DONTWAIT`, so
@@ -56,7 +56,7 @@ fn check_first(fd: RawFd, addr: usize) -> io::Result<()> {
 }
 
 /// As [`check_first`], for a read: also says whether the last `recv` on the stream socket
-/// found its queue empty, with no event since (see `selector.rs`).
+/// found its queue empty, with no event since (see `selector/rearm.rs`).
 fn check_first_read(fd: RawFd, addr: usize) -> io::Result<bool> {
     with_current(|inner| {
         check_nonblocking(inner, fd, addr).map(|()| inner.selector.is_read_drained(fd))
