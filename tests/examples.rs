@@ -47,6 +47,10 @@ fn example(name: &str, args: &[&str]) -> Command {
     if !cfg!(debug_assertions) {
         cmd.arg("--release");
     }
+    if cfg!(feature = "poller") {
+        // The examples run on the selector backend the tests were built with.
+        cmd.args(["--features", "poller"]);
+    }
     cmd.args(["--example", name, "--"]).args(args);
     cmd
 }
