@@ -14,7 +14,7 @@ use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 use crate::event_loop::{EventLoop, get_running_loop};
 use crate::sock::sock_connect;
 use crate::time::{Sleep, sleep};
-use crate::transports::socket::SocketTransport;
+use crate::transports::socket;
 use crate::transports::{ProtocolRef, StreamProtocol, Transport};
 
 /// asyncio's recommended `happy_eyeballs_delay` (RFC 8305's "Connection Attempt Delay").
@@ -261,7 +261,7 @@ pub(crate) async fn start_transport<K, P: StreamProtocol<K>>(
 ) -> io::Result<(Transport, ProtocolRef<P>)> {
     let obj = protocol.into_obj();
     let waiter = lp.create_future::<()>();
-    let t = SocketTransport::start(lp, sock, obj.clone(), peername, Some(waiter.clone()));
+    let t = socket::start(lp, sock, obj.clone(), peername, Some(waiter.clone()));
     let mut guard = AbortOnDrop(Some(t.handle()));
     waiter.await?;
     let transport = guard.0.take().expect("set above");

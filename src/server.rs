@@ -18,7 +18,7 @@ use crate::event_loop::{EventLoop, ExceptionContext, get_running_loop};
 use crate::net::resolve;
 use crate::selector::{IoCallback, READ};
 use crate::sys::{self, AcceptError};
-use crate::transports::socket::SocketTransport;
+use crate::transports::socket::{self, SocketTransport};
 use crate::transports::{ProtoRc, StreamProtocol};
 
 /// How long accepting pauses after `EMFILE`/`ENFILE` (asyncio's `ACCEPT_RETRY_DELAY`).
@@ -554,7 +554,7 @@ impl ServerInner {
                 return;
             }
         };
-        let t = SocketTransport::start(&self.lp, sock, proto, Some(peer), None);
+        let t = socket::start(&self.lp, sock, proto, Some(peer), None);
         let key = self.conns.borrow_mut().insert(Rc::downgrade(&t));
         let me = self.this.clone();
         t.set_on_lost(move || {

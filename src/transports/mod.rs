@@ -1,9 +1,11 @@
 //! Transports: the `Transport` handle that protocols and tasks hold, and its implementations
 //! (asyncio's `transports.py` and the selector transports).
 
+pub(crate) mod core;
 mod flow;
 pub(crate) mod proto;
 pub(crate) mod socket;
+pub(crate) mod stream;
 mod write_buf;
 
 use std::fmt;
