@@ -126,6 +126,23 @@ impl<H: Host> Core<H> {
         true
     }
 
+    /// `Open | Closing → Lost` with no `connection_lost` scheduled: for a transport whose
+    /// loss is reported by the layer under it (TLS, by its raw transport). False if it was
+    /// lost already.
+    pub(crate) fn set_lost(&self) -> bool {
+        if self.is_lost() {
+            return false;
+        }
+        self.life.set(Life::Lost);
+        true
+    }
+
+    /// The protocol counts as connected without a `connection_made` from this transport
+    /// (it had one from the transport it was on before: `start_tls`).
+    pub(crate) fn set_connected(&self) {
+        self.connected.set(true);
+    }
+
     /// Whether `connection_made` was delivered.
     #[inline]
     pub(crate) fn is_connected(&self) -> bool {
