@@ -166,6 +166,16 @@ impl Transport {
         self.inner.get_extra_info(name)
     }
 
+    /// Waits until the write buffer is at or below the low-water mark after a
+    /// `pause_writing` — `drain` for async code that drives a transport without a
+    /// protocol of its own. Returns at once when writing is not paused.
+    ///
+    /// # Errors
+    /// `ConnectionReset` if the connection was lost.
+    pub async fn drain(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.inner.poll_drain(cx)).await
+    }
+
     /// The peer's address.
     pub fn peername(&self) -> Option<SockAddr> {
         match self.get_extra_info("peername") {
