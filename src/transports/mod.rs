@@ -3,6 +3,8 @@
 
 pub(crate) mod core;
 mod flow;
+#[cfg(unix)]
+pub(crate) mod pipe;
 pub(crate) mod proto;
 pub(crate) mod socket;
 pub(crate) mod stream;

@@ -35,6 +35,10 @@ pub(crate) trait RawIo: 'static {
     const KIND: &'static str;
     /// The descriptor to watch for readiness.
     fn fd(&self) -> RawFd;
+    /// Whether the stream is read at all (a pipe's write end is not).
+    fn readable(&self) -> bool {
+        true
+    }
     /// One read into `buf`; `Ok(0)` is end of stream.
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// One write of `buf`.
@@ -137,7 +141,7 @@ impl<R: RawIo> StreamTransport<R> {
     // ---- reading ----------------------------------------------------------------------
 
     fn add_reader(&self) {
-        if self.read_eof.get() {
+        if self.read_eof.get() || !self.io.readable() {
             return;
         }
         let make = || {
