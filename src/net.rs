@@ -14,8 +14,8 @@ use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 use crate::event_loop::{EventLoop, get_running_loop};
 use crate::sock::sock_connect;
 use crate::time::{Sleep, sleep};
-use crate::transports::socket::SocketTransport;
-use crate::transports::{ProtocolRef, StreamProtocol, Transport};
+use crate::transports::socket;
+use crate::transports::{ProtoRc, ProtocolRef, StreamProtocol, Transport};
 
 /// asyncio's recommended `happy_eyeballs_delay` (RFC 8305's "Connection Attempt Delay").
 pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
@@ -260,12 +260,22 @@ pub(crate) async fn start_transport<K, P: StreamProtocol<K>>(
     peername: Option<SockAddr>,
 ) -> io::Result<(Transport, ProtocolRef<P>)> {
     let obj = protocol.into_obj();
+    let t = start_obj(lp, sock, obj.clone(), peername).await?;
+    Ok((t, ProtocolRef::new(obj)))
+}
+
+/// [`start_transport`] for a protocol already in its cell.
+async fn start_obj(
+    lp: &EventLoop,
+    sock: Socket,
+    obj: ProtoRc,
+    peername: Option<SockAddr>,
+) -> io::Result<Transport> {
     let waiter = lp.create_future::<()>();
-    let t = SocketTransport::start(lp, sock, obj.clone(), peername, Some(waiter.clone()));
+    let t = socket::start(lp, sock, obj, peername, Some(waiter.clone()));
     let mut guard = AbortOnDrop(Some(t.handle()));
     waiter.await?;
-    let transport = guard.0.take().expect("set above");
-    Ok((transport, ProtocolRef::new(obj)))
+    Ok(guard.0.take().expect("set above"))
 }
 
 fn tcp_tune(s: &Socket) -> io::Result<()> {
@@ -333,14 +343,14 @@ pub(crate) async fn start_tls_transport<K, P: StreamProtocol<K>>(
     tls: crate::tls::TlsOptions,
     host: Option<&str>,
 ) -> io::Result<(Transport, ProtocolRef<P>)> {
-    use crate::tls::{TlsLayer, TlsProtocol};
+    use crate::tls::{Role, wrap};
     let user = protocol.into_obj();
-    let (layer, handshake) = TlsLayer::new(lp, tls, host, user.clone(), true, true)?;
-    let (raw, _) = start_transport(lp, sock, TlsProtocol(layer.clone()), peername).await?;
+    let w = wrap(lp, user.clone(), tls, Role::Connect(host))?;
+    let raw = start_obj(lp, sock, w.protocol, peername).await?;
     let guard = AbortOnDrop(Some(raw));
-    handshake.await?;
+    w.handshake.await?;
     drop(guard.defuse());
-    Ok((layer.app_transport(), ProtocolRef::new(user)))
+    Ok((w.transport.handle(), ProtocolRef::new(user)))
 }
 
 /// Opens a Unix stream connection to `path` (asyncio's `create_unix_connection`).

@@ -18,8 +18,8 @@ use crate::event_loop::{EventLoop, ExceptionContext, get_running_loop};
 use crate::net::resolve;
 use crate::selector::{IoCallback, READ};
 use crate::sys::{self, AcceptError};
-use crate::transports::socket::SocketTransport;
-use crate::transports::{ProtoRc, StreamProtocol};
+use crate::transports::socket::{self, SocketTransport};
+use crate::transports::{ProtoRc, StreamProtocol, Transport, TransportImpl};
 
 /// How long accepting pauses after `EMFILE`/`ENFILE` (asyncio's `ACCEPT_RETRY_DELAY`).
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -93,14 +93,38 @@ impl ServerOptions {
     }
 }
 
-type Factory = Box<dyn FnMut() -> Option<ProtoRc>>;
+/// What the per-connection factory made: the raw transport's protocol and, under TLS, the
+/// transport the user's protocol sees (closing it sends `close_notify`).
+struct Made {
+    proto: ProtoRc,
+    app: Option<Weak<dyn TransportImpl>>,
+}
+
+type Factory = Box<dyn FnMut() -> Option<Made>>;
+
+/// One open connection.
+struct Conn {
+    raw: Weak<SocketTransport>,
+    app: Option<Weak<dyn TransportImpl>>,
+}
+
+impl Conn {
+    /// The transport the connection's protocol sees.
+    fn transport(&self) -> Option<Transport> {
+        if let Some(app) = self.app.as_ref().and_then(Weak::upgrade) {
+            return Some(Transport { inner: app });
+        }
+        self.raw.upgrade().map(|t| t.handle())
+    }
+}
 
 struct ServerInner {
     lp: EventLoop,
     this: Weak<ServerInner>,
     listeners: RefCell<Vec<Socket>>,
     accept_cbs: RefCell<Vec<Rc<IoCallback>>>,
-    factory: RefCell<Factory>,
+    /// Taken out while it runs: user code never runs under a borrow of the server.
+    factory: Cell<Option<Factory>>,
     backlog: u32,
     is_tcp: bool,
     unix_path: Option<PathBuf>,
@@ -108,7 +132,7 @@ struct ServerInner {
     closed: Cell<bool>,
     /// Accepting is paused after EMFILE/ENFILE until this timer fires.
     backing_off: Cell<bool>,
-    conns: RefCell<Slab<Weak<SocketTransport>>>,
+    conns: RefCell<Slab<Conn>>,
     waiters: RefCell<Vec<Waker>>,
 }
 
@@ -273,19 +297,6 @@ where
     ))
 }
 
-/// The transport the connection's protocol sees: through TLS when the server speaks it, so
-/// that closing sends `close_notify`.
-fn app_transport(raw: &Rc<SocketTransport>) -> crate::transports::Transport {
-    let t = raw.handle();
-    #[cfg(feature = "tls")]
-    if let Some(p) = t.get_protocol::<crate::tls::TlsProtocol>() {
-        if let Some(layer) = p.try_with(|tp| tp.0.clone()) {
-            return layer.app_transport();
-        }
-    }
-    t
-}
-
 /// The per-connection protocol maker: the user's, under TLS if the server speaks it.
 fn wrap_factory(
     lp: &EventLoop,
@@ -294,22 +305,29 @@ fn wrap_factory(
 ) -> Factory {
     #[cfg(feature = "tls")]
     if let Some(tls) = opts.tls.clone() {
-        use crate::tls::{TlsLayer, TlsProtocol};
+        use crate::tls::{Role, wrap};
         let lp = lp.clone();
-        return Box::new(move || {
-            match TlsLayer::new(&lp, tls.clone(), None, user(), true, false) {
-                Ok((layer, _handshake)) => Some(<TlsProtocol as StreamProtocol<
-                    crate::kind::Stream,
-                >>::into_obj(TlsProtocol(layer))),
-                Err(e) => {
-                    log::error!("cannot start TLS for a new connection: {e}");
-                    None
-                }
+        return Box::new(move || match wrap(&lp, user(), tls.clone(), Role::Accept) {
+            Ok(w) => {
+                let app: Rc<dyn TransportImpl> = w.transport;
+                Some(Made {
+                    proto: w.protocol,
+                    app: Some(Rc::downgrade(&app)),
+                })
+            }
+            Err(e) => {
+                log::error!("cannot start TLS for a new connection: {e}");
+                None
             }
         });
     }
     let _ = (lp, opts);
-    Box::new(move || Some(user()))
+    Box::new(move || {
+        Some(Made {
+            proto: user(),
+            app: None,
+        })
+    })
 }
 
 impl Server {
@@ -330,7 +348,7 @@ impl Server {
             this: this.clone(),
             listeners: RefCell::new(listeners),
             accept_cbs: RefCell::new(Vec::new()),
-            factory: RefCell::new(wrap_factory(lp, &opts, move || factory().into_obj())),
+            factory: Cell::new(Some(wrap_factory(lp, &opts, move || factory().into_obj()))),
             backlog: opts.backlog,
             is_tcp,
             unix_path,
@@ -385,14 +403,14 @@ impl Server {
     /// Closes every connection gracefully (buffered data is sent first).
     pub fn close_clients(&self) {
         for t in self.inner.live_connections() {
-            app_transport(&t).close();
+            t.close();
         }
     }
 
     /// Aborts every connection at once.
     pub fn abort_clients(&self) {
         for t in self.inner.live_connections() {
-            t.handle().abort();
+            t.abort();
         }
     }
 
@@ -540,11 +558,16 @@ impl ServerInner {
         if self.is_tcp {
             sock.set_tcp_nodelay(true).ok();
         }
-        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            (self.factory.borrow_mut())()
-        }));
-        let proto = match made {
-            Ok(Some(p)) => p,
+        // The factory is user code: it runs with no borrow of the server held, so it may
+        // call into the server (and a factory that re-enters itself finds it taken).
+        let Some(mut factory) = self.factory.take() else {
+            log::error!("the protocol factory re-entered itself; connection dropped");
+            return;
+        };
+        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut factory));
+        self.factory.set(Some(factory));
+        let made = match made {
+            Ok(Some(m)) => m,
             Ok(None) => return,
             Err(payload) => {
                 self.lp.call_exception_handler(
@@ -554,8 +577,11 @@ impl ServerInner {
                 return;
             }
         };
-        let t = SocketTransport::start(&self.lp, sock, proto, Some(peer), None);
-        let key = self.conns.borrow_mut().insert(Rc::downgrade(&t));
+        let t = socket::start(&self.lp, sock, made.proto, Some(peer), None);
+        let key = self.conns.borrow_mut().insert(Conn {
+            raw: Rc::downgrade(&t),
+            app: made.app,
+        });
         let me = self.this.clone();
         t.set_on_lost(move || {
             if let Some(s) = me.upgrade() {
@@ -577,11 +603,13 @@ impl ServerInner {
         }
     }
 
-    fn live_connections(&self) -> Vec<Rc<SocketTransport>> {
+    /// The transports of the open connections (collected first: closing one runs no user
+    /// code now, but the list is not borrowed while it happens).
+    fn live_connections(&self) -> Vec<Transport> {
         self.conns
             .borrow()
             .iter()
-            .filter_map(|(_, w)| w.upgrade())
+            .filter_map(|(_, c)| c.transport())
             .collect()
     }
 

@@ -338,14 +338,4 @@ impl Transport {
             out
         })
     }
-
-    /// Waits until the write buffer is at or below the low-water mark after a
-    /// `pause_writing` — `drain` for async code that drives a transport without a
-    /// protocol of its own. Returns at once when writing is not paused.
-    ///
-    /// # Errors
-    /// `ConnectionReset` if the connection was lost.
-    pub async fn drain(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.inner.poll_drain(cx)).await
-    }
 }

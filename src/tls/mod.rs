@@ -3,9 +3,13 @@
 //! user's protocol — so TLS works for any protocol, for streams, and for `start_tls`.
 
 mod config;
-mod layer;
+mod protocol;
+mod state;
+mod transport;
 
 use std::fmt;
+use std::io;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +18,12 @@ pub use config::{
     dangerous_client_config_without_certificate_verification, rustls, server_config,
     server_config_from_pem_files,
 };
-pub use layer::{TlsError, start_tls};
-pub(crate) use layer::{TlsLayer, TlsProtocol};
+pub(crate) use protocol::TlsProtocol;
+pub(crate) use transport::TlsTransport;
+
+use crate::event_loop::EventLoop;
+use crate::future::LoopFuture;
+use crate::transports::{ProtoRc, StreamProtocol, Transport, kind};
 
 /// asyncio's `ssl_handshake_timeout` default.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -89,4 +97,117 @@ impl TlsOptions {
         self.shutdown_timeout = d;
         self
     }
+}
+
+/// A TLS failure: what went wrong, wrapping the rustls error. It travels inside an
+/// `io::Error` of kind `InvalidData`.
+#[derive(Debug)]
+pub struct TlsError {
+    context: &'static str,
+    source: rustls::Error,
+}
+
+impl TlsError {
+    /// The rustls error.
+    pub fn rustls_error(&self) -> &rustls::Error {
+        &self.source
+    }
+
+    /// The `TlsError` inside `err`, if that is what it carries.
+    pub fn from_io(err: &io::Error) -> Option<&TlsError> {
+        err.get_ref()?.downcast_ref()
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+fn tls_io_error(context: &'static str, source: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, TlsError { context, source })
+}
+
+/// How a connection comes to speak TLS: it decides who hears `connection_made` and who
+/// hears a handshake failure.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Role<'a> {
+    /// `create_connection`: the caller awaits the handshake; the protocol then gets
+    /// `connection_made`. The name is the server name to verify by default.
+    Connect(Option<&'a str>),
+    /// A connection a server accepted: `connection_made` after the handshake; a failed
+    /// handshake is logged, since nobody awaits it.
+    Accept,
+    /// `start_tls` on an open connection: the caller awaits the handshake; the protocol had
+    /// its `connection_made` already.
+    Upgrade(Option<&'a str>),
+}
+
+/// A protocol wrapped in TLS: what goes on the raw transport, the TLS transport the user's
+/// protocol sees, and the handshake to await.
+#[derive(Debug)]
+pub(crate) struct Wrapped {
+    /// The raw transport's protocol.
+    pub(crate) protocol: ProtoRc,
+    /// The application transport.
+    pub(crate) transport: Rc<TlsTransport>,
+    /// Completes when the handshake does, or fails with its error.
+    pub(crate) handshake: LoopFuture<()>,
+}
+
+/// The one place TLS is composed (asyncio's `SSLProtocol(...)` construction): wraps the
+/// user's protocol `user` in a TLS transport for `role`. `create_connection`,
+/// `create_server` and `start_tls` all come through here.
+///
+/// # Errors
+/// `InvalidInput` for a client without a usable server name; rustls' refusal to start.
+pub(crate) fn wrap(
+    lp: &EventLoop,
+    user: ProtoRc,
+    options: TlsOptions,
+    role: Role<'_>,
+) -> io::Result<Wrapped> {
+    let (transport, handshake) = TlsTransport::new(lp, options, user, &role)?;
+    let protocol =
+        <TlsProtocol as StreamProtocol<kind::Stream>>::into_obj(TlsProtocol(transport.clone()));
+    Ok(Wrapped {
+        protocol,
+        transport,
+        handshake,
+    })
+}
+
+/// Upgrades an open connection to TLS (asyncio's `loop.start_tls`): the transport's
+/// current protocol keeps receiving, now decrypted, through the returned TLS transport
+/// (it gets no second `connection_made`). `already_received` is what was read off the
+/// socket but belongs to the TLS handshake (a peer that did not wait); usually empty.
+///
+/// # Errors
+/// The handshake's failure (an `InvalidData` error carrying a [`TlsError`]), or its
+/// timeout (`TimedOut`).
+pub async fn start_tls(
+    transport: &Transport,
+    options: TlsOptions,
+    already_received: &[u8],
+) -> io::Result<Transport> {
+    let lp = crate::get_running_loop();
+    let user = transport.inner.get_protocol().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::NotConnected, "the transport has no protocol")
+    })?;
+    let default_name = transport
+        .peername()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.ip().to_string());
+    let w = wrap(&lp, user, options, Role::Upgrade(default_name.as_deref()))?;
+    transport.inner.set_protocol(w.protocol);
+    w.transport.start(transport, already_received);
+    w.handshake.await?;
+    Ok(w.transport.handle())
 }

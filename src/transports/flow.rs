@@ -74,6 +74,12 @@ impl Flow {
         false
     }
 
+    /// The layer under the transport decided (a TLS transport follows its raw transport's
+    /// `pause_writing` / `resume_writing`): whether that changed anything.
+    pub(crate) fn force(&self, paused: bool) -> bool {
+        self.paused.replace(paused) != paused
+    }
+
     /// Whether the protocol has heard everything decided so far.
     #[inline]
     pub(crate) fn in_sync(&self) -> bool {

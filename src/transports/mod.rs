@@ -1,9 +1,13 @@
 //! Transports: the `Transport` handle that protocols and tasks hold, and its implementations
 //! (asyncio's `transports.py` and the selector transports).
 
+pub(crate) mod core;
 mod flow;
+#[cfg(unix)]
+pub(crate) mod pipe;
 pub(crate) mod proto;
 pub(crate) mod socket;
+pub(crate) mod stream;
 mod write_buf;
 
 use std::fmt;
@@ -162,6 +166,16 @@ impl Transport {
     /// asyncio's `get_extra_info`: `"peername"`, `"sockname"`, `"socket"`.
     pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
         self.inner.get_extra_info(name)
+    }
+
+    /// Waits until the write buffer is at or below the low-water mark after a
+    /// `pause_writing` — `drain` for async code that drives a transport without a
+    /// protocol of its own. Returns at once when writing is not paused.
+    ///
+    /// # Errors
+    /// `ConnectionReset` if the connection was lost.
+    pub async fn drain(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.inner.poll_drain(cx)).await
     }
 
     /// The peer's address.

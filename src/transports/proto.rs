@@ -6,12 +6,13 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::RawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
 use crate::protocols::{BufferedProtocol, Protocol};
 use crate::transports::Transport;
+use crate::transports::socket::SocketIo;
+use crate::transports::stream::RawIo;
 
 pub(crate) mod sealed {
     use super::*;
@@ -29,6 +30,9 @@ pub(crate) mod sealed {
         }
     }
 
+    /// The transport's read: one system call into the buffer, `Ok(0)` at end of stream.
+    pub(crate) type ReadFn<'a> = dyn FnMut(&mut [u8]) -> io::Result<usize> + 'a;
+
     /// What one read did.
     #[derive(Debug)]
     pub enum ReadOutcome {
@@ -41,9 +45,15 @@ pub(crate) mod sealed {
     /// The transport's view of a stream protocol, whichever kind it is.
     pub trait ProtoObj {
         fn connection_made(&mut self, t: &Transport);
-        /// One `recv` from `fd` — into `shared` for a `Protocol`, into the protocol's own
-        /// buffer for a `BufferedProtocol` — then `data_received` / `buffer_updated`.
-        fn read(&mut self, fd: RawFd, shared: &mut [u8]) -> ReadOutcome;
+        /// One read with the transport's `read` — into `shared` (the loop's read buffer) for a
+        /// `Protocol`, into the protocol's own buffer (`get_buffer`) for a `BufferedProtocol`
+        /// — then `data_received` / `buffer_updated`.
+        fn read(&mut self, read: &mut ReadFn<'_>, shared: &mut [u8]) -> ReadOutcome;
+        /// [`read`](ProtoObj::read) from a stream socket, the hottest path of all: the
+        /// socket's `recv` is compiled into each protocol's adapter (one indirect call per
+        /// read) instead of being called through `ReadFn` (two).
+        #[allow(private_interfaces)] // the trait is sealed: only tulip implements and calls it
+        fn read_socket(&mut self, io: &SocketIo, shared: &mut [u8]) -> ReadOutcome;
         /// Hands `data`, received by other means (a TLS layer), to the protocol.
         fn feed(&mut self, data: &[u8]);
         fn eof_received(&mut self) -> bool;
@@ -53,7 +63,7 @@ pub(crate) mod sealed {
         fn as_any(&mut self) -> &mut dyn Any;
     }
 }
-pub(crate) use sealed::{ProtoCell, ProtoObj, ReadOutcome};
+pub(crate) use sealed::{ProtoCell, ProtoObj, ReadFn, ReadOutcome};
 
 /// A protocol object as a transport holds it.
 pub(crate) type ProtoRc = Rc<ProtoCell<dyn ProtoObj>>;
@@ -79,9 +89,8 @@ pub(crate) fn report_panic(lp: &crate::EventLoop, payload: Box<dyn Any + Send>) 
     );
 }
 
-use crate::sys::recv;
-
-#[inline]
+/// What a read's result means to the transport.
+#[inline(always)]
 fn outcome(r: io::Result<usize>) -> Result<usize, ReadOutcome> {
     match r {
         Ok(0) => Err(ReadOutcome::Eof),
@@ -94,19 +103,34 @@ fn outcome(r: io::Result<usize>) -> Result<usize, ReadOutcome> {
 /// Holds a [`Protocol`].
 pub(crate) struct Plain<P>(pub(crate) P);
 
-impl<P: Protocol> ProtoObj for Plain<P> {
-    fn connection_made(&mut self, t: &Transport) {
-        self.0.connection_made(t);
-    }
-    #[inline]
-    fn read(&mut self, fd: RawFd, shared: &mut [u8]) -> ReadOutcome {
-        match outcome(recv(fd, shared)) {
+impl<P: Protocol> Plain<P> {
+    /// The adapter's choice: the loop's shared buffer.
+    #[inline(always)]
+    fn read_with(
+        &mut self,
+        mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+        shared: &mut [u8],
+    ) -> ReadOutcome {
+        match outcome(read(shared)) {
             Ok(n) => {
                 self.0.data_received(&shared[..n]);
                 ReadOutcome::Data
             }
             Err(o) => o,
         }
+    }
+}
+
+impl<P: Protocol> ProtoObj for Plain<P> {
+    fn connection_made(&mut self, t: &Transport) {
+        self.0.connection_made(t);
+    }
+    fn read(&mut self, read: &mut ReadFn<'_>, shared: &mut [u8]) -> ReadOutcome {
+        self.read_with(read, shared)
+    }
+    #[inline]
+    fn read_socket(&mut self, io: &SocketIo, shared: &mut [u8]) -> ReadOutcome {
+        self.read_with(|b| io.read(b), shared)
     }
     fn feed(&mut self, data: &[u8]) {
         if !data.is_empty() {
@@ -133,12 +157,14 @@ impl<P: Protocol> ProtoObj for Plain<P> {
 /// Holds a [`BufferedProtocol`].
 pub(crate) struct Buffered<P>(pub(crate) P);
 
-impl<P: BufferedProtocol> ProtoObj for Buffered<P> {
-    fn connection_made(&mut self, t: &Transport) {
-        self.0.connection_made(t);
-    }
-    #[inline]
-    fn read(&mut self, fd: RawFd, _shared: &mut [u8]) -> ReadOutcome {
+impl<P: BufferedProtocol> Buffered<P> {
+    /// The adapter's choice: the protocol's own buffer.
+    #[inline(always)]
+    fn read_with(
+        &mut self,
+        mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+        _shared: &mut [u8],
+    ) -> ReadOutcome {
         let buf = self.0.get_buffer(0);
         if buf.is_empty() {
             return ReadOutcome::Error(io::Error::new(
@@ -146,13 +172,26 @@ impl<P: BufferedProtocol> ProtoObj for Buffered<P> {
                 "BufferedProtocol::get_buffer() returned an empty buffer",
             ));
         }
-        match outcome(recv(fd, buf)) {
+        match outcome(read(buf)) {
             Ok(n) => {
                 self.0.buffer_updated(n);
                 ReadOutcome::Data
             }
             Err(o) => o,
         }
+    }
+}
+
+impl<P: BufferedProtocol> ProtoObj for Buffered<P> {
+    fn connection_made(&mut self, t: &Transport) {
+        self.0.connection_made(t);
+    }
+    fn read(&mut self, read: &mut ReadFn<'_>, shared: &mut [u8]) -> ReadOutcome {
+        self.read_with(read, shared)
+    }
+    #[inline]
+    fn read_socket(&mut self, io: &SocketIo, shared: &mut [u8]) -> ReadOutcome {
+        self.read_with(|b| io.read(b), shared)
     }
     fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {

@@ -1,0 +1,467 @@
+//! The stream transport (asyncio's `_SelectorSocketTransport`, uvloop's `UVStream`): the
+//! transport core plus a raw byte stream — a socket, a pipe — behind [`RawIo`].
+//!
+//! Reading: one read per readiness event into the loop's shared read buffer (or the
+//! `BufferedProtocol`'s own), handed to the protocol. Writing: tried at once when nothing is
+//! buffered; the rest is buffered and flushed with one vectored write when the fd is
+//! writable. `write_eof` shuts the write side down once the buffer drained.
+//!
+//! # Invariant
+//! `io`'s descriptor is used only while the core is not `Closed`; it is closed (by
+//! [`RawIo::close`]) only in [`Host::release`], after the reader and writer were removed from
+//! the selector.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::core::{Core, Host, IoWatch, Life};
+use super::proto::{ProtoObj, ProtoRc, ReadOutcome};
+use super::write_buf::WriteBuf;
+use super::{ExtraInfo, Transport, TransportImpl};
+use crate::event_loop::EventLoop;
+use crate::selector::{IoCallback, READ, WRITE};
+
+/// The loop's shared read buffer size (asyncio's `max_size`).
+pub(crate) const READ_BUFFER_SIZE: usize = 256 * 1024;
+
+/// A non-blocking byte stream under a [`StreamTransport`]: the system calls, and the extra
+/// information only it knows. Every call is non-blocking (`WouldBlock` when it would wait).
+pub(crate) trait RawIo: 'static {
+    /// What the log calls it ("socket", "pipe").
+    const KIND: &'static str;
+    /// The descriptor to watch for readiness.
+    fn fd(&self) -> RawFd;
+    /// Whether the stream is read at all (a pipe's write end is not).
+    fn readable(&self) -> bool {
+        true
+    }
+    /// One read into `buf`; `Ok(0)` is end of stream.
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// One write of `buf`.
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// One vectored write of `bufs`.
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Whether the write side can be shut down alone (a half-close).
+    fn can_write_eof(&self) -> bool;
+    /// Shuts the write side down.
+    fn shutdown_write(&self) -> io::Result<()>;
+    /// `get_extra_info(name)` for what the stream knows (`"peername"`, `"socket"`, …).
+    fn extra_info(&self, name: &str) -> Option<ExtraInfo>;
+    /// Closes the descriptor (it was deregistered). Called once.
+    fn close(&self);
+
+    /// One read into the buffer the protocol's adapter chooses, handed to the protocol.
+    #[inline]
+    fn read_into(&self, p: &mut dyn ProtoObj, shared: &mut [u8]) -> ReadOutcome {
+        p.read(&mut |buf| self.read(buf), shared)
+    }
+}
+
+/// A read into a buffer of its own, for when the loop's shared buffer is in use.
+#[cold]
+#[inline(never)]
+fn read_own_buffer<R: RawIo>(
+    io: &R,
+    p: &mut dyn ProtoObj,
+) -> Result<ReadOutcome, Box<dyn std::any::Any + Send>> {
+    let mut buf = vec![0u8; READ_BUFFER_SIZE];
+    catch_unwind(AssertUnwindSafe(|| io.read_into(p, &mut buf)))
+}
+
+/// A stream transport over `R`, owning its protocol.
+pub(crate) struct StreamTransport<R: RawIo> {
+    core: Core<Self>,
+    io: R,
+    fd: RawFd,
+    write_buf: RefCell<WriteBuf>,
+    /// `write_eof()` was called.
+    eof: Cell<bool>,
+    /// The peer's EOF was read: reading never starts again.
+    read_eof: Cell<bool>,
+    /// `pause_reading()`.
+    paused: Cell<bool>,
+    reader: IoWatch,
+    writer: IoWatch,
+}
+
+impl<R: RawIo> StreamTransport<R> {
+    /// Wraps a connected, non-blocking stream. `connection_made` and the start of reading
+    /// are scheduled with `call_soon`, then `waiter` (if any) is completed, as asyncio does.
+    pub(crate) fn start(
+        lp: &EventLoop,
+        io: R,
+        protocol: ProtoRc,
+        waiter: Option<crate::LoopFuture<()>>,
+    ) -> Rc<Self> {
+        if let Ok(mut shared) = lp.inner.read_buf.try_borrow_mut() {
+            if shared.len() < READ_BUFFER_SIZE {
+                shared.resize(READ_BUFFER_SIZE, 0);
+            }
+        }
+        let t = Rc::new_cyclic(|this| StreamTransport {
+            core: Core::new(lp, this, Some(protocol)),
+            fd: io.fd(),
+            io,
+            write_buf: RefCell::new(WriteBuf::default()),
+            eof: Cell::new(false),
+            read_eof: Cell::new(false),
+            paused: Cell::new(false),
+            reader: IoWatch::new(READ),
+            writer: IoWatch::new(WRITE),
+        });
+        let t2 = t.clone();
+        lp.call_soon(move || {
+            t2.core.connection_made(&t2.handle());
+            if !t2.core.is_closing() && !t2.paused.get() {
+                t2.add_reader();
+            }
+            if let Some(w) = waiter {
+                if !w.done() {
+                    w.set_result(());
+                }
+            }
+        });
+        t
+    }
+
+    pub(crate) fn handle(self: &Rc<Self>) -> Transport {
+        Transport {
+            inner: self.clone(),
+        }
+    }
+
+    pub(crate) fn set_on_lost(&self, f: impl FnOnce() + 'static) {
+        self.core.set_on_lost(f);
+    }
+
+    // ---- reading ----------------------------------------------------------------------
+
+    fn add_reader(&self) {
+        if self.read_eof.get() || !self.io.readable() {
+            return;
+        }
+        let make = || {
+            let t = self.core.this()?;
+            let cb: Rc<IoCallback> = Rc::new(IoCallback {
+                active: Cell::new(true),
+                f: move || t.read_ready(),
+            });
+            Some(cb)
+        };
+        if let Err(e) = self.reader.add(&self.core.lp, self.fd, make) {
+            self.fatal_error(e, "cannot watch the transport for reading");
+        }
+    }
+
+    fn remove_reader(&self) {
+        self.reader.remove(&self.core.lp, self.fd);
+    }
+
+    #[inline]
+    fn read_ready(&self) {
+        if self.core.is_lost() {
+            return;
+        }
+        let Some(p) = self.core.protocol() else {
+            return;
+        };
+        let Ok(mut g) = p.cell.try_borrow_mut() else {
+            return;
+        };
+        let io = &self.io;
+        let r = match self.core.lp.inner.read_buf.try_borrow_mut() {
+            // Sized in `start`.
+            Ok(mut shared) => catch_unwind(AssertUnwindSafe(|| io.read_into(&mut *g, &mut shared))),
+            // Only if a protocol re-entered the loop's read path: use a buffer of our own.
+            Err(_) => read_own_buffer(io, &mut *g),
+        };
+        drop(g);
+        drop(p);
+        match r {
+            Ok(ReadOutcome::Data | ReadOutcome::WouldBlock) => {}
+            Ok(ReadOutcome::Eof) => self.read_eof(),
+            Ok(ReadOutcome::Error(e)) => self.fatal_error(e, "Fatal read error"),
+            Err(payload) => {
+                self.core.panicked(payload);
+                return;
+            }
+        }
+        if !self.core.flow.in_sync() {
+            self.core.deliver_flow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn read_eof(&self) {
+        self.read_eof.set(true);
+        let keep_open = self.core.call(|p| p.eof_received());
+        if self.core.is_lost() {
+            return;
+        }
+        if keep_open == Some(true) {
+            // Half-close: stop reading, keep writing.
+            self.remove_reader();
+        } else {
+            self.close();
+        }
+    }
+
+    // ---- writing ----------------------------------------------------------------------
+
+    fn add_writer(&self) {
+        let make = || {
+            let t = self.core.this()?;
+            let cb: Rc<IoCallback> = Rc::new(IoCallback {
+                active: Cell::new(true),
+                f: move || t.write_ready(),
+            });
+            Some(cb)
+        };
+        if let Err(e) = self.writer.add(&self.core.lp, self.fd, make) {
+            self.fatal_error(e, "cannot watch the transport for writing");
+        }
+    }
+
+    fn remove_writer(&self) {
+        self.writer.remove(&self.core.lp, self.fd);
+    }
+
+    fn write_ready(&self) {
+        if self.core.is_lost() {
+            return;
+        }
+        let io = &self.io;
+        let r = self
+            .write_buf
+            .borrow_mut()
+            .flush(|iov| io.write_vectored(iov));
+        match r {
+            Ok(_) => {}
+            Err(e) if crate::sys::is_would_block(&e) => return,
+            Err(e) => {
+                self.write_buf.borrow_mut().clear();
+                self.remove_writer();
+                self.fatal_error(e, "Fatal write error");
+                return;
+            }
+        }
+        let size = self.write_buf.borrow().len();
+        self.core.buffer_shrank(size); // may write more (asyncio: "May append to buffer")
+        if self.write_buf.borrow().is_empty() && !self.core.is_lost() {
+            self.remove_writer();
+            if self.core.life() == Life::Closing {
+                Core::finish(self, None);
+            } else if self.eof.get() {
+                self.shutdown_write();
+            }
+        }
+    }
+
+    /// The optimistic write of `data` did not take it all (`r`): buffer the rest and wait
+    /// for the fd to be writable.
+    #[cold]
+    #[inline(never)]
+    fn write_rest(&self, data: &[u8], r: io::Result<usize>) {
+        let rest = match r {
+            Ok(n) => &data[n..],
+            Err(e) if crate::sys::is_would_block(&e) => data,
+            Err(e) => {
+                self.fatal_error(e, "Fatal write error");
+                return;
+            }
+        };
+        let size = {
+            let mut wb = self.write_buf.borrow_mut();
+            wb.push(rest);
+            wb.len()
+        };
+        self.add_writer();
+        self.core.buffer_grew(size);
+    }
+
+    fn shutdown_write(&self) {
+        // A peer that is already gone makes this fail: the read side will tell.
+        self.io.shutdown_write().ok();
+    }
+
+    // ---- failing ----------------------------------------------------------------------
+
+    #[cold]
+    #[inline(never)]
+    fn fatal_error(&self, err: io::Error, message: &str) {
+        // Peer resets and broken pipes are part of life: asyncio logs them only in debug.
+        let quiet = matches!(
+            err.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+        );
+        if !quiet || self.core.lp.get_debug() {
+            log::debug!("{message} on {} transport: {err}", R::KIND);
+        }
+        self.force_close(Some(err));
+    }
+}
+
+impl<R: RawIo> Host for StreamTransport<R> {
+    fn core(&self) -> &Core<Self> {
+        &self.core
+    }
+
+    fn force_close(&self, exc: Option<io::Error>) {
+        if self.core.is_lost() {
+            return;
+        }
+        if !self.write_buf.borrow().is_empty() {
+            self.write_buf.borrow_mut().clear();
+            self.remove_writer();
+        }
+        if self.core.life() == Life::Open {
+            self.remove_reader();
+        }
+        self.core.lose(exc);
+    }
+
+    fn release(&self) {
+        let lp = &self.core.lp;
+        self.reader.close(lp, self.fd);
+        self.writer.close(lp, self.fd);
+        self.io.close();
+        self.write_buf.borrow_mut().clear();
+    }
+}
+
+impl<R: RawIo> TransportImpl for StreamTransport<R> {
+    #[inline]
+    fn write(&self, data: &[u8]) {
+        assert!(!self.eof.get(), "Transport::write() after write_eof()");
+        if data.is_empty() {
+            return;
+        }
+        if self.core.is_lost() {
+            self.core.write_dropped(R::KIND);
+            return;
+        }
+        let mut wb = self.write_buf.borrow_mut();
+        if wb.is_empty() {
+            // Optimistic: write now; buffer only what the fd did not take.
+            match self.io.write(data) {
+                Ok(n) if n == data.len() => {}
+                r => {
+                    drop(wb);
+                    self.write_rest(data, r);
+                }
+            }
+            return;
+        }
+        wb.push(data);
+        let size = wb.len();
+        drop(wb);
+        self.core.buffer_grew(size);
+    }
+
+    fn write_eof(&self) {
+        if self.core.is_closing() || self.eof.get() {
+            return;
+        }
+        self.eof.set(true);
+        if self.write_buf.borrow().is_empty() {
+            self.shutdown_write();
+        }
+    }
+
+    fn can_write_eof(&self) -> bool {
+        self.io.can_write_eof()
+    }
+
+    fn close(&self) {
+        if !self.core.begin_closing() {
+            return;
+        }
+        self.remove_reader();
+        if self.write_buf.borrow().is_empty() {
+            self.remove_writer();
+            self.core.lose(None);
+        }
+    }
+
+    fn abort(&self) {
+        self.force_close(None);
+    }
+
+    fn is_closing(&self) -> bool {
+        self.core.is_closing()
+    }
+
+    fn pause_reading(&self) {
+        if self.core.is_closing() || self.paused.replace(true) {
+            return;
+        }
+        if self.core.is_connected() {
+            self.remove_reader();
+        }
+    }
+
+    fn resume_reading(&self) {
+        if self.core.is_closing() || !self.paused.replace(false) {
+            return;
+        }
+        if self.core.is_connected() {
+            self.add_reader();
+        }
+    }
+
+    fn is_reading(&self) -> bool {
+        !self.paused.get() && !self.core.is_closing()
+    }
+
+    fn get_write_buffer_size(&self) -> usize {
+        self.write_buf.borrow().len()
+    }
+
+    fn get_write_buffer_limits(&self) -> (usize, usize) {
+        self.core.flow.limits()
+    }
+
+    fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> io::Result<()> {
+        self.core.flow.set_limits(high, low)?;
+        let size = self.write_buf.borrow().len();
+        if self.core.flow.check_pause(size) || self.core.flow.check_resume(size) {
+            self.core.deliver_flow();
+        }
+        Ok(())
+    }
+
+    fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
+        self.io.extra_info(name)
+    }
+
+    fn set_protocol(&self, p: ProtoRc) {
+        self.core.set_protocol(p);
+    }
+
+    fn get_protocol(&self) -> Option<ProtoRc> {
+        self.core.protocol()
+    }
+
+    fn is_writing_paused(&self) -> bool {
+        self.core.flow.is_paused()
+    }
+
+    fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.core.poll_drain(cx)
+    }
+}
+
+impl<R: RawIo> Drop for StreamTransport<R> {
+    fn drop(&mut self) {
+        if self.core.life() != Life::Closed && self.core.lp.get_debug() {
+            log::warn!("unclosed {} transport for fd {} dropped", R::KIND, self.fd);
+        }
+    }
+}
