@@ -131,7 +131,7 @@ pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
 pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
 #[cfg(feature = "tls")]
 pub use tls::{TlsOptions, start_tls};
-pub use transports::{ExtraInfo, ProtocolRef, StreamProtocol, Transport, kind};
+pub use transports::{ExtraInfo, ExtraObject, ProtocolRef, StreamProtocol, Transport, kind};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

@@ -39,6 +39,22 @@ pub enum TlsConfig {
     Server(Arc<rustls::ServerConfig>),
 }
 
+impl TlsConfig {
+    /// The configuration a TLS transport answers `get_extra_info("sslcontext")` with.
+    ///
+    /// ```no_run
+    /// # fn f(t: &tulip::Transport) {
+    /// let cfg = t
+    ///     .get_extra_info("sslcontext")
+    ///     .as_ref()
+    ///     .and_then(tulip::tls::TlsConfig::from_extra_info);
+    /// # }
+    /// ```
+    pub fn from_extra_info(info: &crate::ExtraInfo) -> Option<TlsConfig> {
+        info.downcast_ref::<TlsConfig>().cloned()
+    }
+}
+
 impl fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

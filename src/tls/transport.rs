@@ -20,7 +20,7 @@ use super::{Role, TlsConfig, TlsOptions, tls_io_error};
 use crate::event_loop::{EventLoop, TimerHandle};
 use crate::future::LoopFuture;
 use crate::transports::core::{Core, Host};
-use crate::transports::{ExtraInfo, ProtoRc, Transport, TransportImpl};
+use crate::transports::{ExtraInfo, ExtraObject, ProtoRc, Transport, TransportImpl};
 
 /// An outgoing-records buffer bigger than this is not kept between flushes.
 const KEEP_OUT_BUFFER: usize = 32 * 1024;
@@ -360,7 +360,9 @@ impl TransportImpl for TlsTransport {
                     self.opts.server_hostname.clone().map(ExtraInfo::Text)
                 }
             },
-            "sslcontext" => Some(ExtraInfo::TlsConfig(self.opts.config.clone())),
+            "sslcontext" => Some(ExtraInfo::Object(ExtraObject::new(
+                self.opts.config.clone(),
+            ))),
             _ => {
                 drop(conn);
                 self.raw()?.get_extra_info(name)

@@ -33,9 +33,49 @@ pub enum ExtraInfo {
     Bytes(Vec<u8>),
     /// The peer's certificate chain, DER, leaf first: `"peercert"`.
     Certificates(Vec<Vec<u8>>),
-    /// The TLS configuration (asyncio's `"sslcontext"`).
-    #[cfg(feature = "tls")]
-    TlsConfig(crate::tls::TlsConfig),
+    /// A value of a type that a layer above this one defines — the TLS layer's
+    /// configuration for `"sslcontext"`, say (`tulip::tls::TlsConfig::from_extra_info`
+    /// takes it back out). The transport layer does not know the types it carries.
+    Object(ExtraObject),
+}
+
+impl ExtraInfo {
+    /// The value inside an [`ExtraInfo::Object`], if it is a `T`.
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        match self {
+            ExtraInfo::Object(o) => o.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// A type-erased value carried by [`ExtraInfo::Object`]: cheap to clone (`Rc`), and its
+/// `Debug` names the type.
+#[derive(Clone)]
+pub struct ExtraObject {
+    value: Rc<dyn std::any::Any>,
+    type_name: &'static str,
+}
+
+impl ExtraObject {
+    /// Wraps `value`.
+    pub fn new<T: 'static>(value: T) -> ExtraObject {
+        ExtraObject {
+            value: Rc::new(value),
+            type_name: std::any::type_name::<T>(),
+        }
+    }
+
+    /// The value, if it is a `T`.
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        self.value.downcast_ref()
+    }
+}
+
+impl fmt::Debug for ExtraObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ExtraObject({})", self.type_name)
+    }
 }
 
 /// The operations every stream transport implements.
