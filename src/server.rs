@@ -16,7 +16,7 @@ use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 
 use crate::event_loop::{EventLoop, ExceptionContext, get_running_loop};
 use crate::net::resolve;
-use crate::selector::{IoCallback, READ};
+use crate::selector::{Direction, IoCallback};
 use crate::sys::{self, AcceptError};
 use crate::transports::socket::{self, SocketTransport};
 use crate::transports::{ProtoRc, StreamProtocol, Transport, TransportImpl};
@@ -483,12 +483,11 @@ impl ServerInner {
         }
         let listeners = self.listeners.borrow();
         for (l, cb) in listeners.iter().zip(cbs.iter()) {
-            if let Err(e) =
-                self.lp
-                    .inner
-                    .selector
-                    .set_callback(l.as_raw_fd(), READ, Some(cb.clone()))
-            {
+            if let Err(e) = self.lp.inner.selector.set_callback(
+                l.as_raw_fd(),
+                Direction::Read,
+                Some(cb.clone()),
+            ) {
                 log::error!("cannot watch listening socket: {e}");
             }
         }
@@ -499,7 +498,7 @@ impl ServerInner {
             self.lp
                 .inner
                 .selector
-                .set_callback(l.as_raw_fd(), READ, None)
+                .set_callback(l.as_raw_fd(), Direction::Read, None)
                 .ok();
         }
     }

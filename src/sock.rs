@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 use socket2::{SockAddr, SockRef, Socket, Type};
 
 use crate::event_loop::{Inner, current_rc, with_current};
-use crate::selector::{READ, WRITE};
+use crate::selector::Direction;
 
 use crate::sys::{self, RECV_FLAGS, SEND_FLAGS, is_would_block};
 
@@ -69,13 +69,13 @@ struct Waiter {
     /// `Some` while registered.
     lp: Option<Rc<Inner>>,
     fd: RawFd,
-    dir: u8,
+    dir: Direction,
     /// Whether the blocking-mode check passed.
     checked: bool,
 }
 
 impl Waiter {
-    fn new(dir: u8) -> Waiter {
+    fn new(dir: Direction) -> Waiter {
         Waiter {
             lp: None,
             fd: -1,
@@ -205,7 +205,7 @@ pub fn sock_recv<S: AsFd>(sock: &S, n: usize) -> SockRecv<'_, S> {
         sock,
         n,
         buf: Vec::new(),
-        waiter: Waiter::new(READ),
+        waiter: Waiter::new(Direction::Read),
     }
 }
 
@@ -251,7 +251,7 @@ pub fn sock_recv_into<'a, S: AsFd>(sock: &'a S, buf: &'a mut [u8]) -> SockRecvIn
     SockRecvInto {
         sock,
         buf,
-        waiter: Waiter::new(READ),
+        waiter: Waiter::new(Direction::Read),
     }
 }
 
@@ -293,7 +293,7 @@ pub fn sock_sendall<'a, S: AsFd>(sock: &'a S, data: &'a [u8]) -> SockSendall<'a,
         sock,
         data,
         pos: 0,
-        waiter: Waiter::new(WRITE),
+        waiter: Waiter::new(Direction::Write),
     }
 }
 
@@ -369,7 +369,7 @@ pub fn sock_connect(sock: &Socket, addr: impl Into<SockAddr>) -> SockConnect<'_>
         sock,
         addr: addr.into(),
         started: false,
-        waiter: Waiter::new(WRITE),
+        waiter: Waiter::new(Direction::Write),
     }
 }
 
@@ -475,7 +475,7 @@ impl Accept for Socket {
 pub fn sock_accept<L: Accept>(listener: &L) -> SockAccept<'_, L> {
     SockAccept {
         listener,
-        waiter: Waiter::new(READ),
+        waiter: Waiter::new(Direction::Read),
     }
 }
 
@@ -544,7 +544,7 @@ pub fn sock_recvfrom<S: RecvFrom>(sock: &S, n: usize) -> SockRecvFrom<'_, S> {
     SockRecvFrom {
         sock,
         n,
-        waiter: Waiter::new(READ),
+        waiter: Waiter::new(Direction::Read),
     }
 }
 
@@ -597,7 +597,7 @@ pub fn sock_sendto<'a, S: AsFd>(
         sock,
         data,
         addr: addr.into(),
-        waiter: Waiter::new(WRITE),
+        waiter: Waiter::new(Direction::Write),
     }
 }
 

@@ -32,7 +32,7 @@ pub(crate) use ready::Ready;
 pub use remote::LoopHandle;
 
 use crate::future::LoopFuture;
-use crate::selector::{Fire, IoCallback, READ, Selector, WRITE};
+use crate::selector::{Direction, Fire, IoCallback, READ, Selector, WRITE};
 use crate::task::Task;
 use ready::ReadyQueue;
 use remote::{Remote, RemoteItem};
@@ -352,7 +352,7 @@ impl EventLoop {
         });
         self.inner
             .selector
-            .set_callback(fd.as_raw_fd(), READ, Some(cb))
+            .set_callback(fd.as_raw_fd(), Direction::Read, Some(cb))
             .map(drop)
     }
 
@@ -360,7 +360,7 @@ impl EventLoop {
     pub fn remove_reader(&self, fd: impl AsRawFd) -> bool {
         self.inner
             .selector
-            .set_callback(fd.as_raw_fd(), READ, None)
+            .set_callback(fd.as_raw_fd(), Direction::Read, None)
             .unwrap_or(false)
     }
 
@@ -380,7 +380,7 @@ impl EventLoop {
         });
         self.inner
             .selector
-            .set_callback(fd.as_raw_fd(), WRITE, Some(cb))
+            .set_callback(fd.as_raw_fd(), Direction::Write, Some(cb))
             .map(drop)
     }
 
@@ -388,7 +388,7 @@ impl EventLoop {
     pub fn remove_writer(&self, fd: impl AsRawFd) -> bool {
         self.inner
             .selector
-            .set_callback(fd.as_raw_fd(), WRITE, None)
+            .set_callback(fd.as_raw_fd(), Direction::Write, None)
             .unwrap_or(false)
     }
 

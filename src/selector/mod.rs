@@ -47,9 +47,30 @@ pub(crate) use poller::Notifier;
 #[cfg(any(not(target_os = "linux"), feature = "poller"))]
 use poller::Polling as Backend;
 
-/// Interest bits.
+/// Interest bits: a set of directions, as the kernel is told it.
 pub(crate) const READ: u8 = 1;
 pub(crate) const WRITE: u8 = 2;
+
+/// One direction of an fd: its reader or its writer (asyncio's `EVENT_READ` /
+/// `EVENT_WRITE`, one at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    /// Readable: `add_reader`, `sock_recv`, the transports' read side.
+    Read,
+    /// Writable: `add_writer`, `sock_sendall`, the transports' write side.
+    Write,
+}
+
+impl Direction {
+    /// This direction's interest bit.
+    #[inline]
+    pub(crate) const fn bit(self) -> u8 {
+        match self {
+            Direction::Read => READ,
+            Direction::Write => WRITE,
+        }
+    }
+}
 
 /// How many events one wait can report.
 const EVENTS_CAPACITY: usize = 1024;
@@ -114,11 +135,10 @@ impl Entry {
         }
     }
 
-    fn slot_mut(&mut self, dir: u8) -> &mut Slot {
-        if dir == READ {
-            &mut self.reader
-        } else {
-            &mut self.writer
+    fn slot_mut(&mut self, dir: Direction) -> &mut Slot {
+        match dir {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
         }
     }
 
@@ -220,7 +240,7 @@ impl Selector {
     pub(crate) fn set_callback(
         &self,
         fd: RawFd,
-        dir: u8,
+        dir: Direction,
         cb: Option<Rc<IoCallback>>,
     ) -> io::Result<bool> {
         let adding = cb.is_some();
@@ -234,9 +254,9 @@ impl Selector {
             if fd < 0 {
                 return Err(crate::sys::bad_fd());
             }
-            self.backend.add(fd, dir)?;
+            self.backend.add(fd, dir.bit())?;
             self.with_entry(fd, |e| {
-                e.set_kernel(&self.armed, dir);
+                e.set_kernel(&self.armed, dir.bit());
                 let slot = e.slot_mut(dir);
                 *slot = cb.map_or(Slot::Empty, |cb| {
                     cb.active.set(true);
@@ -293,7 +313,12 @@ impl Selector {
     /// Makes `waker` the waiter of one direction of `fd`. The interest reaches the backend at
     /// the end of this iteration, if it is not armed already. Returns an earlier backend
     /// failure for this fd, if any.
-    pub(crate) fn register_waker(&self, fd: RawFd, dir: u8, waker: &Waker) -> io::Result<()> {
+    pub(crate) fn register_waker(
+        &self,
+        fd: RawFd,
+        dir: Direction,
+        waker: &Waker,
+    ) -> io::Result<()> {
         let old = self.with_entry(fd, |e| {
             if let Some(err) = e.error.take() {
                 return Err(err);
@@ -303,7 +328,7 @@ impl Selector {
                 Slot::Waker(Some(w)) if w.will_wake(waker) => return Ok(None),
                 _ => std::mem::replace(slot, Slot::Waker(Some(waker.clone()))),
             };
-            if e.kernel & dir == 0 {
+            if e.kernel & dir.bit() == 0 {
                 self.mark_dirty(fd, e);
             } else if matches!(old, Slot::Empty) {
                 self.rearm.armed_for_free(fd, &mut e.rearm);
@@ -319,7 +344,7 @@ impl Selector {
 
     /// Removes the waiter of one direction of `fd`. The kernel's interest is dropped at the
     /// end of the iteration unless a new waiter arrives first.
-    pub(crate) fn unregister_waker(&self, fd: RawFd, dir: u8) {
+    pub(crate) fn unregister_waker(&self, fd: RawFd, dir: Direction) {
         let old = self.with_entry(fd, |e| {
             let slot = e.slot_mut(dir);
             if !matches!(slot, Slot::Waker(_)) {

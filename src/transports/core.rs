@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 use super::flow::Flow;
 use super::proto::{ProtoObj, ProtoRc, call_protocol, report_panic};
 use crate::event_loop::EventLoop;
-use crate::selector::IoCallback;
+use crate::selector::{Direction, IoCallback};
 
 /// asyncio's `LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
 const CONNLOST_WRITES_LOG_THRESHOLD: u32 = 5;
@@ -350,13 +350,13 @@ impl<H: Host> Core<H> {
 /// A reader or writer registration of one fd: the selector's callback, made once and
 /// re-armed cheaply.
 pub(crate) struct IoWatch {
-    dir: u8,
+    dir: Direction,
     cb: RefCell<Option<Rc<IoCallback>>>,
 }
 
 impl IoWatch {
-    /// A watch for the reader (`selector::READ`) or writer (`selector::WRITE`) side.
-    pub(crate) fn new(dir: u8) -> IoWatch {
+    /// A watch for the reader or the writer side.
+    pub(crate) fn new(dir: Direction) -> IoWatch {
         IoWatch {
             dir,
             cb: RefCell::new(None),

@@ -23,7 +23,7 @@ use super::proto::{ProtoObj, ProtoRc, ReadOutcome};
 use super::write_buf::WriteBuf;
 use super::{ExtraInfo, Transport, TransportImpl};
 use crate::event_loop::EventLoop;
-use crate::selector::{IoCallback, READ, WRITE};
+use crate::selector::{Direction, IoCallback};
 
 /// The loop's shared read buffer size (asyncio's `max_size`).
 pub(crate) const READ_BUFFER_SIZE: usize = 256 * 1024;
@@ -110,8 +110,8 @@ impl<R: RawIo> StreamTransport<R> {
             eof: Cell::new(false),
             read_eof: Cell::new(false),
             paused: Cell::new(false),
-            reader: IoWatch::new(READ),
-            writer: IoWatch::new(WRITE),
+            reader: IoWatch::new(Direction::Read),
+            writer: IoWatch::new(Direction::Write),
         });
         let t2 = t.clone();
         lp.call_soon(move || {
