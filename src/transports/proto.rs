@@ -36,6 +36,9 @@ pub(crate) mod sealed {
         WouldBlock,
         Eof,
         Error(io::Error),
+        /// Data was taken or readiness noted: wake this waker once the protocol's cell is
+        /// released (the stream protocol's reader, which may be a foreign executor's).
+        Wake(std::task::Waker),
     }
 
     /// The transport's view of a stream protocol, whichever kind it is.
@@ -51,6 +54,11 @@ pub(crate) mod sealed {
         fn pause_writing(&mut self);
         fn resume_writing(&mut self);
         fn as_any(&mut self) -> &mut dyn Any;
+        /// Wakers the last call left to be woken once the protocol's cell is released
+        /// (the stream protocol's; none for a user's protocol).
+        fn take_wakers(&mut self) -> Vec<std::task::Waker> {
+            Vec::new()
+        }
     }
 }
 pub(crate) use sealed::{ProtoCell, ProtoObj, ReadOutcome};
@@ -65,7 +73,15 @@ pub(crate) fn call_protocol<R>(
     f: impl FnOnce(&mut dyn ProtoObj) -> R,
 ) -> Result<Option<R>, Box<dyn Any + Send>> {
     match p.cell.try_borrow_mut() {
-        Ok(mut g) => catch_unwind(AssertUnwindSafe(|| f(&mut *g))).map(Some),
+        Ok(mut g) => {
+            let r = catch_unwind(AssertUnwindSafe(|| f(&mut *g))).map(Some);
+            let wakers = g.take_wakers();
+            drop(g);
+            for w in wakers {
+                w.wake();
+            }
+            r
+        }
         Err(_) => Ok(None),
     }
 }

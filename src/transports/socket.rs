@@ -264,6 +264,7 @@ impl SocketTransport {
         drop(g);
         match r {
             Ok(ReadOutcome::Data | ReadOutcome::WouldBlock) => {}
+            Ok(ReadOutcome::Wake(w)) => w.wake(),
             Ok(ReadOutcome::Eof) => self.read_eof(),
             Ok(ReadOutcome::Error(e)) => {
                 self.fatal_error(e, "Fatal read error on socket transport")
@@ -593,6 +594,34 @@ impl TransportImpl for SocketTransport {
 
     fn is_writing_paused(&self) -> bool {
         self.flow.is_paused()
+    }
+
+    fn try_read_into(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        if self.conn_lost.get() != 0
+            || self.closing.get()
+            || self.paused.get()
+            || self.read_eof.get()
+            || !self.connected.get()
+        {
+            return None;
+        }
+        match sys::recv(self.fd, buf) {
+            Ok(0) => {
+                // As `read_ready` would: the protocol hears `eof_received`.
+                self.read_eof();
+                Some(Ok(0))
+            }
+            Ok(n) => Some(Ok(n)),
+            Err(e) if sys::is_would_block(&e) => Some(Err(e)),
+            Err(e) => {
+                let copy = match e.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(e.kind(), e.to_string()),
+                };
+                self.fatal_error(e, "Fatal read error on socket transport");
+                Some(Err(copy))
+            }
+        }
     }
 
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
