@@ -5,7 +5,7 @@
 //!
 //! It holds nothing but the shared state: the reader and writer never borrow it. Wakers are
 //! never woken from inside it — they are handed to the transport (`ReadOutcome::Wake`,
-//! `take_wakers`), which wakes them once the protocol's cell is released.
+//! `ProtoObj::take_waker`), which wakes them once the protocol's cell is released.
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
@@ -34,6 +34,8 @@ pub(crate) struct StreamProto {
     on_connect: Option<OnConnect>,
     /// Wakers to wake once the transport has released this protocol.
     wake: Vec<Waker>,
+    /// `read` told the transport to wake the reader (`ReadOutcome::Wake`).
+    wake_reader: bool,
 }
 
 impl StreamProto {
@@ -42,12 +44,13 @@ impl StreamProto {
             state,
             on_connect,
             wake: Vec::new(),
+            wake_reader: false,
         }
     }
 
-    /// Appends `data` to the buffer; returns the reader's waker, if it waits.
+    /// Appends `data` to the buffer.
     #[inline]
-    fn received(&mut self, data: &[u8]) -> Option<Waker> {
+    fn received(&mut self, data: &[u8]) {
         let s = &*self.state;
         let len = {
             let mut b = s.buf.borrow_mut();
@@ -55,7 +58,20 @@ impl StreamProto {
             b.len()
         };
         s.pause_if_full(len);
-        s.take_read_waker()
+    }
+
+    /// The outcome of a read that the reader should hear of: the transport wakes it.
+    #[inline]
+    fn wake_outcome(&mut self) -> ReadOutcome {
+        self.wake_reader = true;
+        ReadOutcome::Wake
+    }
+
+    /// Moves the reader's waker, if it waits, to `wake` (woken after this call).
+    fn wake_reader(&mut self) {
+        if let Some(w) = self.state.take_read_waker() {
+            self.wake.push(w);
+        }
     }
 }
 
@@ -85,10 +101,7 @@ impl ProtoObj for StreamProto {
             Direct::Waiting | Direct::Ready => {
                 // The reader receives itself: tell it the socket is readable.
                 s.direct.set(Direct::Woken);
-                return match s.take_read_waker() {
-                    Some(w) => ReadOutcome::Wake(w),
-                    None => ReadOutcome::WouldBlock,
-                };
+                return self.wake_outcome();
             }
             Direct::Drained => {
                 // Polled before the reader emptied the socket: the next readiness is news.
@@ -100,10 +113,10 @@ impl ProtoObj for StreamProto {
         }
         match crate::sys::recv(fd, shared) {
             Ok(0) => ReadOutcome::Eof,
-            Ok(n) => match self.received(&shared[..n]) {
-                Some(w) => ReadOutcome::Wake(w),
-                None => ReadOutcome::Data,
-            },
+            Ok(n) => {
+                self.received(&shared[..n]);
+                self.wake_outcome()
+            }
             Err(e) if crate::sys::is_would_block(&e) => ReadOutcome::WouldBlock,
             Err(e) => ReadOutcome::Error(e),
         }
@@ -111,15 +124,14 @@ impl ProtoObj for StreamProto {
 
     fn feed(&mut self, data: &[u8]) {
         if !data.is_empty() {
-            let w = self.received(data);
-            self.wake.extend(w);
+            self.received(data);
+            self.wake_reader();
         }
     }
 
     fn eof_received(&mut self) -> bool {
         self.state.eof.set(true);
-        let w = self.state.take_read_waker();
-        self.wake.extend(w);
+        self.wake_reader();
         // Keep the write side open, as asyncio does for plain sockets.
         true
     }
@@ -150,7 +162,13 @@ impl ProtoObj for StreamProto {
         self
     }
 
-    fn take_wakers(&mut self) -> Vec<Waker> {
-        std::mem::take(&mut self.wake)
+    #[inline]
+    fn take_waker(&mut self) -> Option<Waker> {
+        if std::mem::take(&mut self.wake_reader) {
+            if let Some(w) = self.state.take_read_waker() {
+                return Some(w);
+            }
+        }
+        self.wake.pop()
     }
 }

@@ -36,9 +36,10 @@ pub(crate) mod sealed {
         WouldBlock,
         Eof,
         Error(io::Error),
-        /// Data was taken or readiness noted: wake this waker once the protocol's cell is
-        /// released (the stream protocol's reader, which may be a foreign executor's).
-        Wake(std::task::Waker),
+        /// Data was taken or readiness noted, and the protocol holds a waker to wake
+        /// once its cell is released (`ProtoObj::take_waker`: the stream protocol's reader,
+        /// maybe a foreign executor's). No payload: a larger outcome costs the plain path.
+        Wake,
     }
 
     /// The transport's view of a stream protocol, whichever kind it is.
@@ -54,10 +55,11 @@ pub(crate) mod sealed {
         fn pause_writing(&mut self);
         fn resume_writing(&mut self);
         fn as_any(&mut self) -> &mut dyn Any;
-        /// Wakers the last call left to be woken once the protocol's cell is released
-        /// (the stream protocol's; none for a user's protocol).
-        fn take_wakers(&mut self) -> Vec<std::task::Waker> {
-            Vec::new()
+        /// A waker the last call left, to be woken once the protocol's cell is released
+        /// (the stream protocol's reader or drain waiters, which may be a foreign
+        /// executor's); `None` for a user's protocol.
+        fn take_waker(&mut self) -> Option<std::task::Waker> {
+            None
         }
     }
 }
@@ -75,14 +77,29 @@ pub(crate) fn call_protocol<R>(
     match p.cell.try_borrow_mut() {
         Ok(mut g) => {
             let r = catch_unwind(AssertUnwindSafe(|| f(&mut *g))).map(Some);
-            let wakers = g.take_wakers();
+            let first = g.take_waker();
             drop(g);
-            for w in wakers {
-                w.wake();
-            }
+            wake_left(p, first);
             r
         }
         Err(_) => Ok(None),
+    }
+}
+
+/// Wakes the wakers a protocol call left (`ProtoObj::take_waker`), each with the cell
+/// released: a waker may call back into the protocol, so the next one is taken only after
+/// it. `first`: the one taken before the cell was released.
+fn wake_left(p: &ProtoRc, first: Option<std::task::Waker>) {
+    let take = || {
+        p.cell
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut g| g.take_waker())
+    };
+    let mut next = first;
+    while let Some(w) = next {
+        w.wake();
+        next = take();
     }
 }
 

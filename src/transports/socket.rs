@@ -264,7 +264,17 @@ impl SocketTransport {
         drop(g);
         match r {
             Ok(ReadOutcome::Data | ReadOutcome::WouldBlock) => {}
-            Ok(ReadOutcome::Wake(w)) => w.wake(),
+            Ok(ReadOutcome::Wake) => {
+                // The stream protocol's reader, woken with the protocol's cell released.
+                if let Some(w) = p
+                    .cell
+                    .try_borrow_mut()
+                    .ok()
+                    .and_then(|mut g| g.take_waker())
+                {
+                    w.wake();
+                }
+            }
             Ok(ReadOutcome::Eof) => self.read_eof(),
             Ok(ReadOutcome::Error(e)) => {
                 self.fatal_error(e, "Fatal read error on socket transport")
