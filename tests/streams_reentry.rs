@@ -151,7 +151,23 @@ fn watch_reader(
     let p =
         Pin::new(&mut *reader.borrow_mut()).poll_read(&mut Context::from_waker(&waker), &mut buf);
     assert!(p.is_pending(), "nothing was sent yet: {p:?}");
+    // The large size takes the direct path (a large message came last), the small one not.
+    let dbg = format!("{:?}", reader.borrow());
+    let direct = dbg.contains("direct: Waiting");
+    assert_eq!(direct, size >= 4 * KIB, "{dbg}");
     seen
+}
+
+/// Makes the last receive a large one (16 KiB through a large `poll_read`), so that a large
+/// destination is received into directly from then on.
+async fn large_message_first(reader: &mut StreamReader, peer: &TcpStream) -> io::Result<()> {
+    tulip::sock_sendall(peer, &[1u8; 16 * KIB]).await?;
+    let mut buf = vec![0u8; 16 * KIB];
+    let mut got = 0;
+    while got < 16 * KIB {
+        got += futures_util::io::AsyncReadExt::read(reader, &mut buf[..16 * KIB - got]).await?;
+    }
+    Ok(())
 }
 
 /// Both read paths: through the buffer (a small destination) and straight into a large one.
@@ -163,7 +179,10 @@ const SIZES: [usize; 2] = [100, 16 * KIB];
 async fn a_woken_waker_reads_and_writes_the_stream_at_once() -> io::Result<()> {
     for size in SIZES {
         let exceptions = capture_exceptions();
-        let (reader, writer, peer) = sock_peer().await?;
+        let (mut reader, writer, peer) = sock_peer().await?;
+        if size >= 4 * KIB {
+            large_message_first(&mut reader, &peer).await?;
+        }
         let reader = Rc::new(RefCell::new(reader));
         let w = writer.clone();
         let seen = watch_reader(&reader, size, move |seen| {
@@ -193,7 +212,10 @@ async fn a_woken_waker_reads_and_writes_the_stream_at_once() -> io::Result<()> {
 #[tulip::test]
 async fn a_waker_woken_by_eof_sees_eof_and_the_write_side_stays_open() -> io::Result<()> {
     for size in SIZES {
-        let (reader, writer, peer) = sock_peer().await?;
+        let (mut reader, writer, peer) = sock_peer().await?;
+        if size >= 4 * KIB {
+            large_message_first(&mut reader, &peer).await?;
+        }
         let reader = Rc::new(RefCell::new(reader));
         let w = writer.clone();
         let seen = watch_reader(&reader, size, move |seen| {
@@ -223,7 +245,10 @@ async fn a_waker_woken_by_eof_sees_eof_and_the_write_side_stays_open() -> io::Re
 #[tulip::test]
 async fn a_waker_woken_by_a_reset_sees_the_error_and_can_close() -> io::Result<()> {
     for size in SIZES {
-        let (reader, writer, peer) = sock_peer().await?;
+        let (mut reader, writer, peer) = sock_peer().await?;
+        if size >= 4 * KIB {
+            large_message_first(&mut reader, &peer).await?;
+        }
         let reader = Rc::new(RefCell::new(reader));
         let w = writer.clone();
         let seen = watch_reader(&reader, size, move |seen| {
@@ -579,6 +604,7 @@ async fn direct_reads_never_reorder_bytes_against_the_buffer() -> io::Result<()>
 #[tulip::test]
 async fn a_direct_read_respects_pause_reading() -> io::Result<()> {
     let (mut reader, _writer, peer) = sock_peer().await?;
+    large_message_first(&mut reader, &peer).await?;
     reader.transport().pause_reading();
     tulip::sock_sendall(&peer, b"abc").await?;
     let mut big = vec![0u8; 16 * KIB];
@@ -597,10 +623,15 @@ async fn a_direct_read_respects_pause_reading() -> io::Result<()> {
 #[tulip::test]
 async fn a_direct_read_sees_eof_after_the_data() -> io::Result<()> {
     let (mut reader, writer, peer) = sock_peer().await?;
+    large_message_first(&mut reader, &peer).await?;
     let mut big = vec![0u8; 16 * KIB];
     let pending =
         Pin::new(&mut reader).poll_read(&mut Context::from_waker(Waker::noop()), &mut big);
     assert!(pending.is_pending());
+    assert!(
+        format!("{reader:?}").contains("direct: Waiting"),
+        "{reader:?}"
+    );
     tulip::sock_sendall(&peer, &[5u8; 20 * KIB]).await?;
     peer.shutdown(Shutdown::Write)?;
     let mut total = 0;

@@ -114,6 +114,7 @@ impl ProtoObj for StreamProto {
         match crate::sys::recv(fd, shared) {
             Ok(0) => ReadOutcome::Eof,
             Ok(n) => {
+                s.last_recv.set(n);
                 self.received(&shared[..n]);
                 self.wake_outcome()
             }

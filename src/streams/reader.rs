@@ -14,7 +14,8 @@ use super::state::{Direct, StreamState};
 use crate::transports::Transport;
 
 /// A `poll_read` destination at least this large, with nothing buffered, is received into
-/// straight from the socket (no copy through the stream's buffer).
+/// straight from the socket (no copy through the stream's buffer) — while the last receive
+/// brought at least this much too.
 pub(crate) const DIRECT_MIN: usize = 4 * 1024;
 
 /// The reading half of a stream connection (asyncio's `StreamReader`).
@@ -41,6 +42,7 @@ impl fmt::Debug for StreamReader {
         f.debug_struct("StreamReader")
             .field("buffered", &self.buf.len())
             .field("limit", &self.state.limit)
+            .field("direct", &self.state.direct.get())
             .finish()
     }
 }
@@ -119,6 +121,7 @@ impl StreamReader {
                     Some(Poll::Ready(Ok(0)))
                 }
                 Some(Ok(n)) => {
+                    s.last_recv.set(n);
                     s.direct.set(if n == out.len() {
                         Direct::Ready
                     } else {
@@ -335,7 +338,7 @@ impl futures_io::AsyncRead for StreamReader {
             return Poll::Ready(Ok(0));
         }
         if this.buf.is_empty() {
-            if out.len() >= DIRECT_MIN {
+            if out.len() >= DIRECT_MIN && this.state.last_recv.get() >= DIRECT_MIN {
                 if let Some(p) = this.poll_direct(cx, out) {
                     return p;
                 }

@@ -15,7 +15,11 @@ use crate::transports::Transport;
 
 /// Where a reader with a large destination and nothing buffered stands with the socket: it
 /// receives straight into its destination (`Transport::try_read_into`) instead of having
-/// the protocol receive into the buffer and copying out of it.
+/// the protocol receive into the buffer and copying out of it. Only while messages are large
+/// (the last receive brought 4 KiB or more, `StreamState::last_recv`): a reader that
+/// receives itself runs one loop iteration after the readiness, so the loop reports the
+/// readiness once more for data still in the socket — for small messages that costs more
+/// than the copy it saves.
 ///
 /// The protocol's `read` (the transport found the socket readable) and the reader's
 /// `poll_read` move it:
@@ -61,6 +65,10 @@ pub(crate) struct StreamState {
     /// The stream paused the transport's reading (buffer over 2 × limit).
     pub(crate) read_paused: Cell<bool>,
     pub(crate) direct: Cell<Direct>,
+    /// Bytes the last receive brought (by either path): a reader receives directly only
+    /// while messages are large, where the copy saved outweighs the readiness the loop
+    /// reports once more for data the protocol left in the socket.
+    pub(crate) last_recv: Cell<usize>,
     /// The transport, while the connection lives (for pausing and resuming reading).
     transport: RefCell<Option<Transport>>,
 }
@@ -89,6 +97,7 @@ impl StreamState {
             write_paused: Cell::new(false),
             read_paused: Cell::new(false),
             direct: Cell::new(Direct::Off),
+            last_recv: Cell::new(0),
             transport: RefCell::new(None),
         }
     }
