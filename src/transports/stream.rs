@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::core::{Core, Host, IoWatch, Life};
-use super::proto::{ProtoObj, ProtoRc, ReadOutcome};
+use super::proto::{ProtoObj, ProtoRc, ReadOutcome, wake_left};
 use super::write_buf::WriteBuf;
 use super::{ExtraInfo, Transport, TransportImpl};
 use crate::event_loop::EventLoop;
@@ -180,9 +180,9 @@ impl<R: RawIo> StreamTransport<R> {
             Err(_) => read_own_buffer(io, &mut *g),
         };
         drop(g);
-        drop(p);
         match r {
             Ok(ReadOutcome::Data | ReadOutcome::WouldBlock) => {}
+            Ok(ReadOutcome::Wake) => wake_left(&p, None),
             Ok(ReadOutcome::Eof) => self.read_eof(),
             Ok(ReadOutcome::Error(e)) => self.fatal_error(e, "Fatal read error"),
             Err(payload) => {
@@ -455,6 +455,34 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
 
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.core.poll_drain(cx)
+    }
+
+    fn try_read_into(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        if self.core.is_closing()
+            || self.paused.get()
+            || self.read_eof.get()
+            || !self.core.is_connected()
+            || !self.io.readable()
+        {
+            return None;
+        }
+        match self.io.read(buf) {
+            Ok(0) => {
+                // As `read_ready` would: the protocol hears `eof_received`.
+                self.read_eof();
+                Some(Ok(0))
+            }
+            Ok(n) => Some(Ok(n)),
+            Err(e) if crate::sys::is_would_block(&e) => Some(Err(e)),
+            Err(e) => {
+                let copy = match e.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(e.kind(), e.to_string()),
+                };
+                self.fatal_error(e, "Fatal read error");
+                Some(Err(copy))
+            }
+        }
     }
 }
 
