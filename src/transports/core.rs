@@ -126,6 +126,7 @@ impl<H: Host> Core<H> {
         true
     }
 
+    #[cfg(feature = "tls")] // only the TLS transport needs it
     /// `Open | Closing → Lost` with no `connection_lost` scheduled: for a transport whose
     /// loss is reported by the layer under it (TLS, by its raw transport). False if it was
     /// lost already.
@@ -137,6 +138,7 @@ impl<H: Host> Core<H> {
         true
     }
 
+    #[cfg(feature = "tls")] // only the TLS transport needs it
     /// The protocol counts as connected without a `connection_made` from this transport
     /// (it had one from the transport it was on before: `start_tls`).
     pub(crate) fn set_connected(&self) {
