@@ -89,9 +89,7 @@ pub(crate) fn call_protocol<R>(
             let r = catch_unwind(AssertUnwindSafe(|| f(&mut *g))).map(Some);
             let first = g.take_waker();
             drop(g);
-            if first.is_some() {
-                wake_left(p, first);
-            }
+            wake_left(p, first);
             r
         }
         Err(_) => Ok(None),
@@ -100,18 +98,34 @@ pub(crate) fn call_protocol<R>(
 
 /// Wakes the wakers a protocol call left (`ProtoObj::take_waker`), each with the cell
 /// released: a waker may call back into the protocol, so the next one is taken only after
-/// it. `first`: the one taken before the cell was released (`None`: start by taking one).
-pub(crate) fn wake_left(p: &ProtoRc, first: Option<std::task::Waker>) {
+/// it. `first`: the one taken before the cell was released.
+fn wake_left(p: &ProtoRc, first: Option<std::task::Waker>) {
     let take = || {
         p.cell
             .try_borrow_mut()
             .ok()
             .and_then(|mut g| g.take_waker())
     };
-    let mut next = first.or_else(take);
+    let mut next = first;
     while let Some(w) = next {
         w.wake();
         next = take();
+    }
+}
+
+/// After a read that returned [`ReadOutcome::Wake`]: wakes the one waker the read left (the
+/// stream protocol's reader), with the protocol's cell released — a waker may call straight
+/// back into the stream. A read leaves at most one; other wakers (drain, closed) are left by
+/// calls made through [`call_protocol`], which wakes them all.
+#[inline]
+pub(crate) fn wake_reader(p: &ProtoRc) {
+    let w = p
+        .cell
+        .try_borrow_mut()
+        .ok()
+        .and_then(|mut g| g.take_waker());
+    if let Some(w) = w {
+        w.wake();
     }
 }
 

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::core::{Core, Host, IoWatch, Life};
-use super::proto::{ProtoObj, ProtoRc, ReadOutcome, wake_left};
+use super::proto::{ProtoObj, ProtoRc, ReadOutcome, wake_reader};
 use super::write_buf::WriteBuf;
 use super::{ExtraInfo, Transport, TransportImpl};
 use crate::event_loop::EventLoop;
@@ -182,7 +182,7 @@ impl<R: RawIo> StreamTransport<R> {
         drop(g);
         match r {
             Ok(ReadOutcome::Data | ReadOutcome::WouldBlock) => {}
-            Ok(ReadOutcome::Wake) => wake_left(&p, None),
+            Ok(ReadOutcome::Wake) => wake_reader(&p),
             Ok(ReadOutcome::Eof) => self.read_eof(),
             Ok(ReadOutcome::Error(e)) => self.fatal_error(e, "Fatal read error"),
             Err(payload) => {
