@@ -107,7 +107,7 @@ mod transports;
 pub use error::{Cancelled, TimeoutError, is_cancelled};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
-    try_get_running_loop,
+    set_last_resort, try_get_running_loop,
 };
 pub use future::LoopFuture;
 pub use net::{
