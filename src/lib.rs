@@ -104,7 +104,7 @@ mod time;
 pub mod tls;
 mod transports;
 
-pub use error::{Cancelled, TimeoutError, is_cancelled};
+pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
     set_last_resort, try_get_running_loop,

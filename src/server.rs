@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slab::Slab;
 use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
@@ -503,7 +503,7 @@ impl Server {
     /// send, lets the others finish sending and close, and aborts whatever is still open
     /// after `deadline`. Returns when every connection is gone.
     pub async fn shutdown(&self, deadline: Duration) {
-        let until = Instant::now() + deadline;
+        let until = crate::event_loop::deadline_after(deadline);
         self.close();
         self.close_clients();
         let _ = crate::time::timeout_at(until, self.wait_closed()).await;

@@ -359,7 +359,9 @@ impl EventLoop {
     }
 
     /// Schedules `f` to run in the next iteration, after the callbacks scheduled before it
-    /// (asyncio's `call_soon`; FIFO order is guaranteed).
+    /// (asyncio's `call_soon`; FIFO order is guaranteed, also with
+    /// [`call_soon_threadsafe`](LoopHandle::call_soon_threadsafe) callbacks that arrived
+    /// before it, from this thread or another).
     ///
     /// A callback that panics does not stop the loop: the panic goes to the
     /// [exception handler](EventLoop::set_exception_handler).
@@ -368,6 +370,11 @@ impl EventLoop {
     /// If the loop is closed.
     pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Handle {
         self.inner.check_closed();
+        if self.inner.remote.has_pending() {
+            // What other threads sent before this call goes first: asyncio appends both to
+            // one ready queue, in order of arrival.
+            self.inner.drain_inbox();
+        }
         let cb = FnCallback::new_rc(f);
         self.inner.ready.push(Ready::Callback(cb.clone()));
         Handle { cb }
