@@ -264,3 +264,63 @@ impl Counts {
         move || self.keeper()
     }
 }
+
+/// TLS connections left open (a TLS transport over a socket transport, each with its
+/// cycles) are released by the loop's close too.
+#[cfg(feature = "tls")]
+#[test]
+fn runs_leaving_tls_connections_open_leak_no_fd() {
+    use tulip::tls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tulip::{ConnectOptions, TlsOptions};
+    let _w = support::watchdog("runs_leaving_tls_connections_open_leak_no_fd", 120);
+    let _l = fd_lock();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let scfg = tulip::tls::server_config(vec![cert.clone()], key).unwrap();
+    let ccfg = tulip::tls::client_config_with_roots([cert]).unwrap();
+    let counts = Counts::default();
+    let one_run = || {
+        tulip::run(async {
+            let c = counts.clone();
+            let me: Rc<RefCell<Option<Server>>> = Rc::default();
+            let me2 = me.clone();
+            let server = tulip::create_server(
+                move || {
+                    let _keep = &me2;
+                    c.keeper()
+                },
+                "127.0.0.1",
+                0,
+                ServerOptions::new().tls(TlsOptions::server(scfg.clone())),
+            )
+            .await
+            .expect("server");
+            *me.borrow_mut() = Some(server.clone());
+            let port = server.local_addr().expect("addr").port();
+            let c = counts.clone();
+            let (t, _p) = tulip::create_connection(
+                move || c.keeper(),
+                "127.0.0.1",
+                port,
+                ConnectOptions::new()
+                    .tls(TlsOptions::client(ccfg.clone()).server_hostname("localhost")),
+            )
+            .await
+            .expect("TLS connect");
+            t.write(b"hello");
+            tulip::sleep(Duration::from_millis(2)).await;
+        });
+    };
+    one_run();
+    let before = open_fds();
+    for _ in 0..100 {
+        one_run();
+    }
+    let after = open_fds();
+    assert!(
+        after <= before,
+        "100 TLS runs leaked {} file descriptors ({before} → {after})",
+        after.saturating_sub(before)
+    );
+}

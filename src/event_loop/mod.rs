@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     pub(crate) resources: Resources,
     /// The owning handle was dropped while the loop ran: close it when the run ends.
     orphaned: Cell<bool>,
+    /// `shutdown` is under way (what it drops may drop the owning handle: no second one).
+    shutting_down: Cell<bool>,
 }
 
 /// An asyncio event loop: callbacks, timers, I/O readiness and tasks on one thread.
@@ -237,6 +239,7 @@ impl EventLoop {
                 read_buf: RefCell::new(Vec::new()),
                 resources: Resources::default(),
                 orphaned: Cell::new(false),
+                shutting_down: Cell::new(false),
             }),
         };
         context::register_loop(id, Rc::downgrade(&lp.inner));
@@ -769,7 +772,7 @@ impl Inner {
 
     /// Close: cancel the live tasks, drop callbacks and timers, deregister, refuse more.
     fn shutdown(&self) {
-        if self.closed.get() {
+        if self.closed.get() || self.shutting_down.replace(true) {
             return;
         }
         // Dropping a future may wake or spawn others, and so may closing a transport
