@@ -738,6 +738,8 @@ impl Resource for ServerInner {
     /// The loop closes: stop listening and let go of the protocol factory (the
     /// connections are resources of their own).
     fn close_with_loop(&self) {
+        // Already out of the loop's registry: forget the stale key (see `Core`).
+        self.res_key.set(NO_KEY);
         self.close();
         let factory = self.factory.take();
         drop(factory);

@@ -85,7 +85,8 @@ impl Resources {
         self.slab.borrow().get(key)?.upgrade()
     }
 
-    /// Takes every registered resource that is still alive, leaving the registry empty.
+    /// Takes every registered resource that is still alive, leaving the registry empty: their
+    /// keys are stale from now on, and [`Resource::close_with_loop`] forgets them.
     pub(crate) fn take_all(&self) -> Vec<Rc<dyn Resource>> {
         let slab = std::mem::take(&mut *self.slab.borrow_mut());
         self.by_fd.borrow_mut().clear();

@@ -397,8 +397,11 @@ impl<H: Host> Core<H> {
         if core.life.replace(Life::Closed) == Life::Closed {
             return;
         }
+        // The loop took every resource out of its registry already: the key is stale (and
+        // may be a new resource's by now), so it is forgotten, not removed.
+        core.res_key.set(NO_KEY);
+        core.fd.set(-1);
         host.release();
-        core.unregister();
         let p = core.protocol.take();
         drop(p);
         if let Some(f) = core.on_lost.take() {
