@@ -109,6 +109,13 @@ fn debug_mode_names_a_transport_left_open_at_loop_close() {
     assert!(s.contains("closed with its event loop"), "{s}");
 }
 
+#[test]
+fn debug_mode_warns_of_an_unclosed_loop_dropped() {
+    let e = run_child("unclosed_loop");
+    let l = assert_one_line(&e, "unclosed event loop");
+    assert!(l.starts_with("tulip: warning: "), "{l}");
+}
+
 /// The child side: does nothing unless run by one of the tests above.
 #[test]
 fn child() {
@@ -136,6 +143,17 @@ fn child() {
             lp.set_debug(true);
             lp.run_until_complete(leave_open());
             lp.close();
+        }
+        "unclosed_loop" => {
+            let lp = tulip::EventLoop::new().expect("loop");
+            lp.set_debug(true);
+            let clone = lp.clone();
+            lp.spawn(async move {
+                let _lp = clone;
+                std::future::pending::<()>().await
+            })
+            .detach();
+            drop(lp);
         }
         other => panic!("unknown case {other}"),
     }
