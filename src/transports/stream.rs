@@ -22,7 +22,7 @@ use super::core::{Core, Host, IoWatch, Life};
 use super::proto::{ProtoObj, ProtoRc, ReadOutcome, wake_reader};
 use super::write_buf::WriteBuf;
 use super::{ExtraInfo, Transport, TransportImpl};
-use crate::event_loop::EventLoop;
+use crate::event_loop::{EventLoop, warn_or_stderr};
 use crate::selector::{Direction, IoCallback};
 
 /// The loop's shared read buffer size (asyncio's `max_size`).
@@ -113,6 +113,7 @@ impl<R: RawIo> StreamTransport<R> {
             reader: IoWatch::new(Direction::Read),
             writer: IoWatch::new(Direction::Write),
         });
+        t.core.claim_fd(t.fd);
         let t2 = t.clone();
         lp.call_soon(move || {
             t2.core.connection_made(&t2.handle());
@@ -334,6 +335,30 @@ impl<R: RawIo> Host for StreamTransport<R> {
         self.io.close();
         self.write_buf.borrow_mut().clear();
     }
+
+    fn describe(&self) -> String {
+        let addr = |name| match self.io.extra_info(name) {
+            Some(ExtraInfo::Address(a)) => show_addr(&a),
+            _ => "?".to_owned(),
+        };
+        format!(
+            "{} transport (fd {}, {} <-> {})",
+            R::KIND,
+            self.fd,
+            addr("sockname"),
+            addr("peername")
+        )
+    }
+}
+
+/// An address as a log line shows it: `ip:port`, a path, or `?`.
+pub(crate) fn show_addr(a: &socket2::SockAddr) -> String {
+    match (a.as_socket(), a.as_pathname()) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(p)) => p.display().to_string(),
+        _ if a.is_unnamed() => "unnamed".to_owned(),
+        _ => "?".to_owned(),
+    }
 }
 
 impl<R: RawIo> TransportImpl for StreamTransport<R> {
@@ -489,7 +514,7 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
 impl<R: RawIo> Drop for StreamTransport<R> {
     fn drop(&mut self) {
         if self.core.life() != Life::Closed && self.core.lp.get_debug() {
-            log::warn!("unclosed {} transport for fd {} dropped", R::KIND, self.fd);
+            warn_or_stderr!("unclosed {} dropped", Host::describe(self));
         }
     }
 }
