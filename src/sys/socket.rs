@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 
 use socket2::{SockAddr, Socket};
 
+#[cfg(target_os = "linux")]
 use super::retry;
 
 /// Accepts a connection from `listener`: the new socket is non-blocking and close-on-exec.
