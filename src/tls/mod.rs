@@ -71,6 +71,7 @@ pub struct TlsOptions {
     pub(crate) server_hostname: Option<String>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) require_close_notify: bool,
 }
 
 impl TlsOptions {
@@ -90,6 +91,7 @@ impl TlsOptions {
             server_hostname: None,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
+            require_close_notify: false,
         }
     }
 
@@ -111,6 +113,22 @@ impl TlsOptions {
     /// 30 s) before it is aborted.
     pub fn shutdown_timeout(mut self, d: Duration) -> TlsOptions {
         self.shutdown_timeout = d;
+        self
+    }
+
+    /// Whether a peer that closes TCP after the handshake without sending TLS `close_notify`
+    /// is an error (default `false`).
+    ///
+    /// By default such a close is an end of file, as in asyncio and Python's `ssl`
+    /// (`suppress_ragged_eofs=True`): the protocol gets `eof_received`, then
+    /// `connection_lost(None)`, and a stream's `read_to_eof` returns the data. Many peers
+    /// (HTTP servers, `openssl s_server`) close that way. A protocol whose messages carry no
+    /// length of their own, and so could not tell a truncated message from a whole one,
+    /// sets this: the protocol gets no `eof_received` and `connection_lost` gets an
+    /// `UnexpectedEof` error. In both modes every byte received before the close has been
+    /// delivered first.
+    pub fn require_close_notify(mut self, yes: bool) -> TlsOptions {
+        self.require_close_notify = yes;
         self
     }
 }
