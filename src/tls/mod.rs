@@ -226,6 +226,11 @@ pub(crate) fn wrap(
 /// # Errors
 /// The handshake's failure (an `InvalidData` error carrying a [`TlsError`]), or its
 /// timeout (`TimedOut`).
+///
+/// # Cancel safety
+/// Not cancel-safe: the connection belongs to the TLS layer from the first poll. Dropping
+/// the future before the handshake completes closes `transport` (as asyncio's `start_tls`
+/// does when cancelled); so does a failed handshake.
 pub async fn start_tls(
     transport: &Transport,
     options: TlsOptions,
@@ -241,7 +246,21 @@ pub async fn start_tls(
         .map(|a| a.ip().to_string());
     let w = wrap(&lp, user, options, Role::Upgrade(default_name.as_deref()))?;
     transport.inner.set_protocol(w.protocol);
+    let mut guard = CloseOnDrop(Some(transport));
     w.transport.start(transport, already_received);
     w.handshake.await?;
+    guard.0 = None;
     Ok(w.transport.handle())
+}
+
+/// Closes the transport unless defused: a `start_tls` dropped (or failed) before its
+/// handshake completed leaves no connection half-upgraded.
+struct CloseOnDrop<'a>(Option<&'a Transport>);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.close();
+        }
+    }
 }
