@@ -61,3 +61,73 @@ impl From<TimeoutError> for io::Error {
         io::Error::new(io::ErrorKind::TimedOut, e)
     }
 }
+
+/// The error inside an `io::Error` when a host name does not resolve (asyncio raises
+/// `socket.gaierror`); its `io::ErrorKind` is `NotFound`.
+///
+/// The standard library reports a failed lookup as `ErrorKind::Uncategorized`, which stable
+/// Rust cannot match; tulip gives it `NotFound` — the name was not found — and this type,
+/// which names the host: `err.kind() == ErrorKind::NotFound`, or
+/// `err.get_ref().and_then(|e| e.downcast_ref::<tulip::ResolveError>())` for the details. A
+/// temporary failure of the resolver (`EAI_AGAIN`) cannot be told apart through the
+/// standard library's lookup and comes back the same way; [`reason`](ResolveError::reason)
+/// says which it was.
+///
+/// ```
+/// # struct Client;
+/// # impl tulip::Protocol for Client {}
+/// # tulip::run(async {
+/// let err = tulip::create_connection(|| Client, "no-such-host.invalid", 80, Default::default())
+///     .await
+///     .unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+/// let re = err.get_ref().and_then(|e| e.downcast_ref::<tulip::ResolveError>()).unwrap();
+/// assert_eq!(re.host(), "no-such-host.invalid");
+/// assert!(err.to_string().contains("no-such-host.invalid"));
+/// # });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveError {
+    host: String,
+    port: u16,
+    reason: String,
+}
+
+impl ResolveError {
+    pub(crate) fn new(host: &str, port: u16, reason: impl fmt::Display) -> ResolveError {
+        ResolveError {
+            host: host.to_owned(),
+            port,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The host name that did not resolve.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port it was looked up with.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What the resolver said.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot resolve {:?}: {}", self.host, self.reason)
+    }
+}
+
+impl std::error::Error for ResolveError {}
+
+impl From<ResolveError> for io::Error {
+    fn from(e: ResolveError) -> io::Error {
+        io::Error::new(io::ErrorKind::NotFound, e)
+    }
+}

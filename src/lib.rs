@@ -40,6 +40,20 @@
 //! A task is a callback too: a woken task's step is put on the ready queue, like asyncio's
 //! `Task.__step`.
 //!
+//! ## When a loop ends, and where errors go
+//! Closing a loop — which [`run`], `#[tulip::main]` and `#[tulip::test]` do when they return —
+//! releases everything still registered on it: tasks are cancelled, and transports and
+//! servers still open are closed (sockets closed, protocols dropped; a warning naming each in
+//! debug mode). Dropping an unclosed loop's owning handle closes it the same way (see
+//! [`EventLoop`]'s "Closing"), and dropping the last [`Server`] handle closes the server, so
+//! nothing leaks a file descriptor.
+//!
+//! Errors the loop cannot return to anyone — a panicking callback, a detached task's panic,
+//! a failed `start_server` handler, a failed TLS handshake, writes after the connection was
+//! lost — go to the loop's exception handler or to the `log` facade; with no logger
+//! installed, they are written to stderr, one line each, so they never vanish (Python's
+//! `logging.lastResort`; [`set_last_resort`] turns it off).
+//!
 //! ## asyncio ↔ tulip
 //! | asyncio | tulip |
 //! |---|---|
@@ -104,10 +118,10 @@ mod time;
 pub mod tls;
 mod transports;
 
-pub use error::{Cancelled, TimeoutError, is_cancelled};
+pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
-    try_get_running_loop,
+    set_last_resort, try_get_running_loop,
 };
 pub use future::LoopFuture;
 pub use net::{

@@ -86,7 +86,8 @@ impl ConnectOptions {
 }
 
 /// Resolves `host:port`: an IP literal at once, a name on the blocking pool (never on the
-/// loop's thread).
+/// loop's thread). A failure is `NotFound` with a [`ResolveError`](crate::ResolveError)
+/// naming the host.
 pub(crate) async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     if let Ok(ip) = host
         .trim_start_matches('[')
@@ -98,13 +99,10 @@ pub(crate) async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>
     let h = host.to_owned();
     let addrs = blocking::unblock(move || (h.as_str(), port).to_socket_addrs())
         .await
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot resolve {host:?}: {e}")))?
+        .map_err(|e| crate::error::ResolveError::new(host, port, e))?
         .collect::<Vec<_>>();
     if addrs.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{host:?} resolved to no address"),
-        ));
+        return Err(crate::error::ResolveError::new(host, port, "resolved to no address").into());
     }
     Ok(addrs)
 }
@@ -306,7 +304,8 @@ fn tcp_tune(s: &Socket) -> io::Result<()> {
 /// ```
 ///
 /// # Errors
-/// Resolution failures; when every address fails, one error naming each address and why.
+/// A name that does not resolve: `NotFound`, with a [`ResolveError`](crate::ResolveError)
+/// naming the host; when every address fails, one error naming each address and why.
 ///
 /// # Cancel safety
 /// Dropping it before it completes leaves nothing behind, and a new call starts over: a

@@ -9,12 +9,14 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use slab::Slab;
 use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 
-use crate::event_loop::{EventLoop, ExceptionContext, get_running_loop};
+use crate::event_loop::{
+    EventLoop, ExceptionContext, NO_KEY, Resource, error_or_stderr, get_running_loop,
+};
 use crate::net::resolve;
 use crate::selector::{Direction, IoCallback};
 use crate::sys::{self, AcceptError};
@@ -127,22 +129,54 @@ struct ServerInner {
     factory: Cell<Option<Factory>>,
     backlog: u32,
     is_tcp: bool,
-    unix_path: Option<PathBuf>,
+    /// The Unix socket's path, and the device and inode of the socket file it bound: close
+    /// unlinks the path only if it is still that file (asyncio compares them too), so a
+    /// server that took the path over meanwhile keeps its socket.
+    unix_path: Option<(PathBuf, Option<(u64, u64)>)>,
     serving: Cell<bool>,
     closed: Cell<bool>,
     /// Accepting is paused after EMFILE/ENFILE until this timer fires.
     backing_off: Cell<bool>,
     conns: RefCell<Slab<Conn>>,
     waiters: RefCell<Vec<Waker>>,
+    /// How many `Server` handles exist: the last one dropped closes the server.
+    handles: Cell<usize>,
+    /// The key of this server in the loop's resources (`NO_KEY` once closed).
+    res_key: Cell<usize>,
 }
 
 /// A listening server (asyncio's `Server`), from [`create_server`] or
 /// [`create_unix_server`].
 ///
 /// A cheap handle: clones refer to the same server.
-#[derive(Clone)]
+///
+/// # Closing
+/// [`close`](Server::close) stops listening and closes the listening sockets. Dropping the
+/// last handle to a server that was not closed closes it too, as dropping a listener does
+/// in Rust (asyncio's loop keeps a server it serves alive instead; in Rust the handle is how
+/// a program says it still wants the server). Connections already accepted stay open
+/// either way. A loop that closes closes its servers and their connections.
 pub struct Server {
     inner: Rc<ServerInner>,
+}
+
+impl Clone for Server {
+    fn clone(&self) -> Server {
+        self.inner.handles.set(self.inner.handles.get() + 1);
+        Server {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let n = self.inner.handles.get() - 1;
+        self.inner.handles.set(n);
+        if n == 0 {
+            self.inner.close();
+        }
+    }
 }
 
 impl fmt::Debug for Server {
@@ -294,13 +328,17 @@ where
         }
     }
     let l = open_listener(&SockAddr::unix(path)?, &options, false)?;
+    let id = std::fs::metadata(path).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    });
     Ok(Server::new(
         &lp,
         vec![l],
         protocol_factory,
         options,
         false,
-        Some(path.to_owned()),
+        Some((path.to_owned(), id)),
     ))
 }
 
@@ -323,7 +361,7 @@ fn wrap_factory(
                 })
             }
             Err(e) => {
-                log::error!("cannot start TLS for a new connection: {e}");
+                error_or_stderr!("cannot start TLS for a new connection: {e}");
                 None
             }
         });
@@ -344,7 +382,7 @@ impl Server {
         mut factory: F,
         opts: ServerOptions,
         is_tcp: bool,
-        unix_path: Option<PathBuf>,
+        unix_path: Option<(PathBuf, Option<(u64, u64)>)>,
     ) -> Server
     where
         F: FnMut() -> P + 'static,
@@ -364,7 +402,15 @@ impl Server {
             backing_off: Cell::new(false),
             conns: RefCell::new(Slab::new()),
             waiters: RefCell::new(Vec::new()),
+            handles: Cell::new(1),
+            res_key: Cell::new(NO_KEY),
         });
+        let res: Weak<dyn Resource> = Rc::downgrade(&inner) as Weak<ServerInner>;
+        let key = lp.inner.resources.insert(res);
+        inner.res_key.set(key);
+        for l in inner.listeners.borrow().iter() {
+            lp.inner.resources.claim_fd(l.as_raw_fd(), key);
+        }
         let s = Server { inner };
         if opts.start_serving {
             s.start_serving();
@@ -443,7 +489,8 @@ impl Server {
     /// Dropping the future (cancelling it) closes the server, as in asyncio.
     ///
     /// # Errors
-    /// None today; `io::Result` leaves room for failures of the listening socket.
+    /// An error of kind `Other` ("server is closed") if the server was closed before, as
+    /// asyncio raises `RuntimeError`.
     ///
     /// # Cancel safety
     /// Not cancel-safe, on purpose: dropping it closes the server (stops listening; the
@@ -454,6 +501,9 @@ impl Server {
             fn drop(&mut self) {
                 self.0.close();
             }
+        }
+        if self.inner.closed.get() {
+            return Err(io::Error::other("server is closed"));
         }
         self.start_serving();
         let guard = CloseOnDrop(self.inner.clone());
@@ -472,7 +522,7 @@ impl Server {
     /// the future later only skips the abort at `deadline`, so connections that never finish
     /// sending may stay open.
     pub async fn shutdown(&self, deadline: Duration) {
-        let until = Instant::now() + deadline;
+        let until = crate::event_loop::deadline_after(deadline);
         self.close();
         self.close_clients();
         let _ = crate::time::timeout_at(until, self.wait_closed()).await;
@@ -507,7 +557,7 @@ impl ServerInner {
                 Direction::Read,
                 Some(cb.clone()),
             ) {
-                log::error!("cannot watch listening socket: {e}");
+                error_or_stderr!("cannot watch listening socket: {e}");
             }
         }
     }
@@ -555,7 +605,7 @@ impl ServerInner {
     /// Out of file descriptors (or memory): stop accepting for a second instead of spinning
     /// on a listener that stays readable, then resume by itself.
     fn back_off(&self, e: io::Error) {
-        log::error!(
+        error_or_stderr!(
             "socket.accept() out of system resource ({e}); pausing accepting for {:?}",
             ACCEPT_RETRY_DELAY
         );
@@ -579,7 +629,7 @@ impl ServerInner {
         // The factory is user code: it runs with no borrow of the server held, so it may
         // call into the server (and a factory that re-enters itself finds it taken).
         let Some(mut factory) = self.factory.take() else {
-            log::error!("the protocol factory re-entered itself; connection dropped");
+            error_or_stderr!("the protocol factory re-entered itself; connection dropped");
             return;
         };
         let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut factory));
@@ -637,12 +687,20 @@ impl ServerInner {
         }
         self.serving.set(false);
         self.remove_readers();
-        for cb in self.accept_cbs.borrow_mut().drain(..) {
+        let cbs = std::mem::take(&mut *self.accept_cbs.borrow_mut());
+        for cb in &cbs {
             cb.active.set(false);
         }
-        self.listeners.borrow_mut().clear();
-        if let Some(p) = &self.unix_path {
-            std::fs::remove_file(p).ok();
+        drop(cbs);
+        let listeners = std::mem::take(&mut *self.listeners.borrow_mut());
+        let fds: Vec<_> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
+        self.lp
+            .inner
+            .resources
+            .remove(self.res_key.replace(NO_KEY), &fds);
+        drop(listeners);
+        if let Some((path, id)) = &self.unix_path {
+            unlink_if_ours(path, *id);
         }
         self.wake_waiters();
     }
@@ -664,5 +722,45 @@ impl ServerInner {
         for w in ws {
             w.wake();
         }
+    }
+}
+
+/// Removes the socket file at `path` if it is still the one the server bound (same device
+/// and inode): a server started meanwhile on the same path keeps its socket.
+fn unlink_if_ours(path: &Path, id: Option<(u64, u64)>) {
+    use std::os::unix::fs::MetadataExt;
+    let Some((dev, ino)) = id else { return };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.dev() == dev && m.ino() == ino => {
+            std::fs::remove_file(path).ok();
+        }
+        _ => {}
+    }
+}
+
+impl Resource for ServerInner {
+    fn describe(&self) -> String {
+        let addrs: Vec<String> = self
+            .listeners
+            .borrow()
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .map(|a| show(&a))
+            .collect();
+        if addrs.is_empty() {
+            "server (closed)".to_owned()
+        } else {
+            format!("server listening on {}", addrs.join(", "))
+        }
+    }
+
+    /// The loop closes: stop listening and let go of the protocol factory (the
+    /// connections are resources of their own).
+    fn close_with_loop(&self) {
+        // Already out of the loop's registry: forget the stale key (see `Core`).
+        self.res_key.set(NO_KEY);
+        self.close();
+        let factory = self.factory.take();
+        drop(factory);
     }
 }

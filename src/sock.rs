@@ -10,8 +10,10 @@
 //! still armed: a steady echo loop costs no `epoll_ctl` at all (see `selector/rearm.rs`).
 //!
 //! Sockets must be in non-blocking mode (asyncio raises `ValueError` otherwise); a blocking
-//! one is refused with `ErrorKind::InvalidInput`. `recv`/`send` also pass `MSG_DONTWAIT`, so
-//! not even a mistake can block the loop.
+//! one is refused with `ErrorKind::InvalidInput` by every operation, always (one
+//! `fcntl(F_GETFL)` per operation: no cache can tell a new blocking socket that reuses an
+//! fd number and an address from the one before). `recv`/`send` also pass `MSG_DONTWAIT`,
+//! so not even a mistake can block the loop.
 
 use std::fmt;
 use std::future::Future;
@@ -39,16 +41,22 @@ fn blocking_error() -> io::Error {
     )
 }
 
-/// Refuses a socket in blocking mode. `addr` is the socket object's address: together with
-/// the fd it keys a cache, so that the check costs an `fcntl` once per socket, not per call.
+/// Refuses a socket in blocking mode, always: one `fcntl(F_GETFL)` per operation. No cache
+/// can stand in for it — between two operations the socket may be closed and a blocking one
+/// opened with the same fd number at the same address (a loop's stack slot), and nothing
+/// short of asking the kernel tells them apart; a blocking listener let through would block
+/// the loop in `accept`.
+///
+/// `addr` is the socket object's address: with the fd it keys what the selector learns
+/// about the socket for the read-drained hint (`selector/rearm.rs`), a hint that costs one
+/// loop iteration at worst when wrong.
 fn check_nonblocking(inner: &Inner, fd: RawFd, addr: usize) -> io::Result<()> {
-    if inner.selector.is_verified(fd, addr) {
-        return Ok(());
-    }
     if !sys::is_nonblocking(fd)? {
         return Err(blocking_error());
     }
-    inner.selector.set_verified(fd, addr);
+    if !inner.selector.is_verified(fd, addr) {
+        inner.selector.set_verified(fd, addr);
+    }
     Ok(())
 }
 
@@ -392,6 +400,10 @@ impl<S: AsFd> Future for SockSendall<'_, S> {
 /// # std::io::Result::Ok(()) });
 /// ```
 ///
+/// A socket whose earlier non-blocking connect is still in progress (`EALREADY`: the future
+/// of a first `sock_connect` was dropped, say) is waited for, as asyncio does; one that the
+/// earlier attempt already connected to `addr` succeeds at once.
+///
 /// # Errors
 /// `InvalidInput` for a socket in blocking mode; `ConnectionRefused`, `TimedOut`,
 /// `HostUnreachable`… as the kernel reports.
@@ -407,7 +419,8 @@ pub fn sock_connect(sock: &Socket, addr: impl Into<SockAddr>) -> SockConnect<'_>
 /// The future of [`sock_connect`].
 ///
 /// # Cancel safety
-/// Dropping it leaves the socket with a connection attempt in progress; close the socket.
+/// Dropping it leaves the socket with a connection attempt in progress: close the socket,
+/// or call `sock_connect` again with the same address, which waits for that attempt.
 #[must_use = "futures do nothing unless awaited"]
 pub struct SockConnect<'a> {
     sock: &'a Socket,
@@ -431,6 +444,13 @@ impl Future for SockConnect<'_> {
                 return match sock.connect(addr) {
                     Ok(()) => Ok(()),
                     Err(e) if sys::connect_in_progress(&e) => Err(io::ErrorKind::WouldBlock.into()),
+                    // An earlier attempt to the same address (cancelled) got there first.
+                    Err(e)
+                        if sys::is_connected_already(&e)
+                            && sock.peer_addr().is_ok_and(|p| p == *addr) =>
+                    {
+                        Ok(())
+                    }
                     Err(e) => Err(e),
                 };
             }

@@ -15,6 +15,9 @@ use crate::event_loop::{TimerHandle, WakerCallback, with_current};
 /// A zero or past deadline completes at once, without yielding; use
 /// [`yield_now`](crate::yield_now) to yield.
 ///
+/// A duration too long for `Instant` — `Duration::MAX`, Rust's "no deadline" — sleeps for
+/// ever (until cancelled) and never panics.
+///
 /// # Panics
 /// When polled outside of a running loop.
 ///
@@ -26,7 +29,7 @@ use crate::event_loop::{TimerHandle, WakerCallback, with_current};
 /// # });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(crate::event_loop::deadline_after(duration))
 }
 
 /// Waits until `deadline`.
@@ -101,6 +104,9 @@ impl fmt::Debug for Sleep {
 /// On expiry the inner future is dropped — cancelled — at once and the result is
 /// `Err(TimeoutError)`, which converts into an `io::Error` of kind `TimedOut`.
 ///
+/// A duration too long for `Instant` (`Duration::MAX`: no deadline) never expires and never
+/// panics.
+///
 /// ```
 /// # tulip::run(async {
 /// use std::time::Duration;
@@ -111,7 +117,7 @@ impl fmt::Debug for Sleep {
 /// # });
 /// ```
 pub fn timeout<F: Future>(duration: Duration, fut: F) -> Timeout<F> {
-    timeout_at(Instant::now() + duration, fut)
+    timeout_at(crate::event_loop::deadline_after(duration), fut)
 }
 
 /// Runs `fut` until `deadline` at most; see [`timeout`].

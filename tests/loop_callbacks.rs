@@ -131,7 +131,7 @@ fn callbacks_scheduled_by_callbacks_run_next_iteration_after_io() {
         let mut buf = [0u8; 16];
         let _ = (&afd).read(&mut buf);
         e.borrow_mut().push("io");
-        lp2.remove_reader(afd_raw);
+        lp2.remove_reader(afd_raw).expect("remove_reader");
     })
     .unwrap();
     b.write_all(b"x").unwrap();
@@ -359,14 +359,14 @@ fn add_reader_replaces_and_remove_reports() {
         l2.borrow_mut().push(2);
         let mut buf = [0u8; 8];
         let _ = (&a2).read(&mut buf);
-        assert!(lp2.remove_reader(a_raw));
+        assert!(lp2.remove_reader(a_raw).expect("remove_reader"));
         lp2.stop();
     })
     .unwrap();
     b.write_all(b"hi").unwrap();
     lp.run_forever();
     assert_eq!(*l.borrow(), vec![2]);
-    assert!(!lp.remove_reader(a.as_raw_fd()));
+    assert!(!lp.remove_reader(a.as_raw_fd()).expect("remove_reader"));
     assert_eq!(
         lp.fd_interest(a.as_raw_fd()),
         ((false, false), (false, false))
@@ -384,7 +384,7 @@ fn add_writer_fires_when_writable_and_readers_are_level_triggered() {
     lp.add_writer(a.as_raw_fd(), move || {
         w2.set(w2.get() + 1);
         if w2.get() == 3 {
-            assert!(lp2.remove_writer(a2));
+            assert!(lp2.remove_writer(a2).expect("remove_writer"));
         }
     })
     .unwrap();
@@ -394,7 +394,7 @@ fn add_writer_fires_when_writable_and_readers_are_level_triggered() {
     lp.add_reader(a.as_raw_fd(), move || {
         r2.set(r2.get() + 1);
         if r2.get() == 5 {
-            lp3.remove_reader(a3);
+            lp3.remove_reader(a3).expect("remove_reader");
             lp3.stop();
         }
     })

@@ -1,9 +1,9 @@
 //! The thread's running loop: what `get_running_loop()` answers and where local wakes go.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::ptr;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use async_task::Runnable;
 
@@ -18,6 +18,36 @@ thread_local! {
     /// `run_forever`/`run_until_complete`, which hold an `Rc<Inner>` to the same loop for at
     /// least as long, so the pointee is alive whenever the pointer is non-null.
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+
+    /// Every loop created on this thread (running or not), by id: lets
+    /// `call_soon_threadsafe` on a loop's own thread use the ready queue, as asyncio does.
+    static LOOPS: RefCell<Vec<(u64, Weak<Inner>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records a new loop of this thread.
+pub(crate) fn register_loop(id: u64, inner: Weak<Inner>) {
+    LOOPS.with(|l| l.borrow_mut().push((id, inner)));
+}
+
+/// Forgets a loop of this thread (it is being dropped).
+pub(crate) fn unregister_loop(id: u64) {
+    // At thread exit the registry may be gone already.
+    let _ = LOOPS.try_with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            l.retain(|(i, _)| *i != id);
+        }
+    });
+}
+
+/// The loop with `id`, if it was created on this thread and is alive.
+pub(crate) fn local_loop(id: u64) -> Option<Rc<Inner>> {
+    LOOPS
+        .try_with(|l| {
+            let l = l.try_borrow().ok()?;
+            l.iter().find(|(i, _)| *i == id)?.1.upgrade()
+        })
+        .ok()
+        .flatten()
 }
 
 /// Marks a loop as this thread's running loop until dropped.
@@ -125,5 +155,5 @@ pub fn get_running_loop() -> EventLoop {
 
 /// The loop running on this thread, or `None`.
 pub fn try_get_running_loop() -> Option<EventLoop> {
-    current_rc().map(|inner| EventLoop { inner })
+    current_rc().map(EventLoop::from_inner)
 }

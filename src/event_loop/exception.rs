@@ -3,6 +3,7 @@
 use std::any::Any;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What went wrong, handed to the loop's exception handler (asyncio's context dict).
 ///
@@ -90,7 +91,64 @@ impl fmt::Debug for ExceptionContext {
     }
 }
 
-/// The default handler: log it at `error` level.
+/// The default handler: log it at `error` level (on stderr if no logger is installed).
 pub(crate) fn default_handler(ctx: &ExceptionContext) {
-    log::error!("{ctx}");
+    emit(log::Level::Error, format_args!("{ctx}"));
 }
+
+/// Whether the last-resort line on stderr is on (see [`set_last_resort`]).
+static LAST_RESORT: AtomicBool = AtomicBool::new(true);
+
+/// Turns tulip's last-resort output on or off (Python's `logging.lastResort = None`).
+///
+/// tulip logs through the [`log`](https://docs.rs/log) facade. A program that installs no
+/// logger — the default — would never see an error reported by the loop: a panicking
+/// callback, a detached task's panic, a failed `start_server` handler, a failed TLS
+/// handshake, writes after the connection was lost. So while no logger is installed
+/// (`log::max_level()` is `Off`, as it is until a logger sets it), warnings and errors are
+/// written to stderr instead, one line each, prefixed `tulip:` — what Python's `logging`
+/// does with its last-resort handler. Installing a logger takes over; calling
+/// `set_last_resort(false)` silences the stderr line (a process-wide setting, as
+/// `logging.lastResort` is: a setter rather than an environment variable, so that a program
+/// or a test decides in code, and no variable has to be parsed on a hot path).
+///
+/// ```
+/// tulip::set_last_resort(false); // nothing on stderr, even with no logger installed
+/// # tulip::set_last_resort(true);
+/// ```
+pub fn set_last_resort(enabled: bool) {
+    LAST_RESORT.store(enabled, Ordering::Relaxed);
+}
+
+/// Logs `args` at `level` through `log`, or, with no logger installed, writes warnings and
+/// errors to stderr (see [`set_last_resort`]).
+#[cold]
+#[inline(never)]
+pub(crate) fn emit(level: log::Level, args: fmt::Arguments<'_>) {
+    if log::max_level() != log::LevelFilter::Off {
+        log::log!(level, "{args}");
+    } else if level <= log::Level::Warn && LAST_RESORT.load(Ordering::Relaxed) {
+        let what = if level == log::Level::Error {
+            "error"
+        } else {
+            "warning"
+        };
+        eprintln!("tulip: {what}: {args}");
+    }
+}
+
+/// `log::warn!`, with the last resort of [`emit`] when no logger is installed.
+macro_rules! warn_or_stderr {
+    ($($t:tt)*) => {
+        $crate::event_loop::emit(log::Level::Warn, format_args!($($t)*))
+    };
+}
+
+/// `log::error!`, with the last resort of [`emit`] when no logger is installed.
+macro_rules! error_or_stderr {
+    ($($t:tt)*) => {
+        $crate::event_loop::emit(log::Level::Error, format_args!($($t)*))
+    };
+}
+
+pub(crate) use {error_or_stderr, warn_or_stderr};

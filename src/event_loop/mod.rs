@@ -6,13 +6,14 @@ mod exception;
 mod handle;
 mod ready;
 mod remote;
+mod resources;
 mod timers;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::pin;
 use std::rc::{Rc, Weak};
@@ -25,17 +26,20 @@ use slab::Slab;
 
 pub(crate) use context::{Enter, current_rc, schedule, with_current};
 pub use context::{get_running_loop, try_get_running_loop};
-pub use exception::ExceptionContext;
+pub use exception::{ExceptionContext, set_last_resort};
+pub(crate) use exception::{emit, error_or_stderr, warn_or_stderr};
 pub(crate) use handle::{Callback, FnCallback, WakerCallback};
 pub use handle::{Handle, TimerHandle};
 pub(crate) use ready::Ready;
 pub use remote::LoopHandle;
+pub(crate) use resources::{NO_KEY, Resource};
 
 use crate::future::LoopFuture;
 use crate::selector::{Direction, Fire, IoCallback, READ, Selector, WRITE};
 use crate::task::Task;
 use ready::ReadyQueue;
 use remote::{Remote, RemoteItem};
+use resources::Resources;
 use timers::TimerHeap;
 
 /// asyncio's default `slow_callback_duration`.
@@ -73,12 +77,35 @@ pub(crate) struct Inner {
     /// The read buffer every socket transport of this loop receives into (only one callback
     /// runs at a time), allocated on first use.
     pub(crate) read_buf: RefCell<Vec<u8>>,
+    /// The open transports and servers, closed with the loop (`resources.rs`).
+    pub(crate) resources: Resources,
+    /// The owning handle was dropped while the loop ran: close it when the run ends.
+    orphaned: Cell<bool>,
+    /// `shutdown` is under way (what it drops may drop the owning handle: no second one).
+    shutting_down: Cell<bool>,
 }
 
 /// An asyncio event loop: callbacks, timers, I/O readiness and tasks on one thread.
 ///
 /// `EventLoop` is a cheap handle (`Rc`): clones refer to the same loop. It is `!Send`; the
 /// [`LoopHandle`] from [`handle`](EventLoop::handle) is the way in from other threads.
+///
+/// # Closing, and dropping an unclosed loop
+/// [`close`](EventLoop::close) (which [`run`](crate::run), `#[tulip::main]` and
+/// `#[tulip::test]` call when they return) releases everything the loop still holds: tasks
+/// are cancelled, callbacks and timers dropped, and every transport and server still open
+/// is closed — its socket closed and its protocol dropped, without a `connection_lost`
+/// (asyncio closes a transport collected unclosed the same way, with a `ResourceWarning`;
+/// tulip logs a warning naming the transport in debug mode).
+///
+/// The handle returned by [`new`](EventLoop::new) **owns** the loop; clones (and what
+/// [`get_running_loop`] returns) do not. Dropping the owner of a loop that was not closed
+/// closes it (in debug mode with a warning, asyncio's "unclosed event loop"
+/// `ResourceWarning`) — even while a task, a callback or a protocol still holds a clone,
+/// which would otherwise keep the loop and its file descriptors alive for ever through a
+/// reference cycle. A clone used after that finds the loop closed. If the owner is dropped
+/// while the loop runs, the loop is closed when the run returns. (tokio's `Runtime` and its
+/// `Handle` split ownership the same way.)
 ///
 /// ```
 /// use std::{cell::RefCell, rc::Rc, time::Duration};
@@ -94,9 +121,33 @@ pub(crate) struct Inner {
 /// lp.close();
 /// # std::io::Result::Ok(())
 /// ```
-#[derive(Clone)]
 pub struct EventLoop {
     pub(crate) inner: Rc<Inner>,
+    /// Whether this is the handle `new` returned (see "Closing" above).
+    owner: bool,
+}
+
+impl Clone for EventLoop {
+    /// Another handle to the same loop; it does not own the loop.
+    fn clone(&self) -> EventLoop {
+        EventLoop::from_inner(self.inner.clone())
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        if !self.owner || self.inner.closed.get() {
+            return;
+        }
+        if self.inner.debug.get() {
+            warn_or_stderr!("unclosed event loop {} dropped: closing it", self.inner.id);
+        }
+        if self.inner.running.get() {
+            self.inner.orphaned.set(true);
+        } else {
+            self.inner.shutdown();
+        }
+    }
 }
 
 impl fmt::Debug for EventLoop {
@@ -118,6 +169,9 @@ impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
         self.0.running.set(false);
         self.0.stopping.set(false);
+        if self.0.orphaned.get() {
+            self.0.shutdown();
+        }
     }
 }
 
@@ -164,7 +218,8 @@ impl EventLoop {
         let (selector, notifier) = Selector::new()?;
         let remote = Arc::new(Remote::new(id, notifier));
         let debug = std::env::var_os("TULIP_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
-        Ok(EventLoop {
+        let lp = EventLoop {
+            owner: true,
             inner: Rc::new_cyclic(|this| Inner {
                 id,
                 this: this.clone(),
@@ -182,8 +237,21 @@ impl EventLoop {
                 next_task_id: Cell::new(0),
                 inbox_buf: RefCell::new(Vec::new()),
                 read_buf: RefCell::new(Vec::new()),
+                resources: Resources::default(),
+                orphaned: Cell::new(false),
+                shutting_down: Cell::new(false),
             }),
-        })
+        };
+        context::register_loop(id, Rc::downgrade(&lp.inner));
+        Ok(lp)
+    }
+
+    /// A handle that does not own the loop.
+    pub(crate) fn from_inner(inner: Rc<Inner>) -> EventLoop {
+        EventLoop {
+            inner,
+            owner: false,
+        }
     }
 
     // ---- running and stopping -----------------------------------------------------------
@@ -265,8 +333,10 @@ impl EventLoop {
 
     /// Closes the loop (asyncio's `close`): the tasks still alive are cancelled (their
     /// futures are dropped, on this thread), scheduled callbacks and timers are discarded,
+    /// the transports and servers still open are closed (their sockets closed, their
+    /// protocols dropped without `connection_lost`; a warning naming each in debug mode),
     /// reader and writer registrations are removed, and the selector is closed. Closing a
-    /// closed loop does nothing.
+    /// closed loop does nothing. See also "Closing" in the type's docs.
     ///
     /// # Panics
     /// If the loop is running.
@@ -292,7 +362,9 @@ impl EventLoop {
     }
 
     /// Schedules `f` to run in the next iteration, after the callbacks scheduled before it
-    /// (asyncio's `call_soon`; FIFO order is guaranteed).
+    /// (asyncio's `call_soon`; FIFO order is guaranteed, also with
+    /// [`call_soon_threadsafe`](LoopHandle::call_soon_threadsafe) callbacks that arrived
+    /// before it, from this thread or another).
     ///
     /// A callback that panics does not stop the loop: the panic goes to the
     /// [exception handler](EventLoop::set_exception_handler).
@@ -301,18 +373,25 @@ impl EventLoop {
     /// If the loop is closed.
     pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Handle {
         self.inner.check_closed();
+        if self.inner.remote.has_pending() {
+            // What other threads sent before this call goes first: asyncio appends both to
+            // one ready queue, in order of arrival.
+            self.inner.drain_inbox();
+        }
         let cb = FnCallback::new_rc(f);
         self.inner.ready.push(Ready::Callback(cb.clone()));
         Handle { cb }
     }
 
     /// Schedules `f` to run `delay` from now (asyncio's `call_later`). Timers with the same
-    /// deadline run in the order they were scheduled.
+    /// deadline run in the order they were scheduled. A delay too long for `Instant`
+    /// (`Duration::MAX`, Rust's "never") schedules the timer for a moment that never comes,
+    /// without panicking.
     ///
     /// # Panics
     /// If the loop is closed.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimerHandle {
-        self.call_at(Instant::now() + delay, f)
+        self.call_at(deadline_after(delay), f)
     }
 
     /// Schedules `f` to run at `when` (asyncio's `call_at`).
@@ -339,13 +418,16 @@ impl EventLoop {
     /// The loop does not own `fd`: remove the reader before closing it.
     ///
     /// # Errors
-    /// What the kernel reports (`epoll_ctl`, `kevent`), e.g. `EBADF` for a closed fd, or on
-    /// Linux `EPERM` for a regular file.
+    /// `ResourceBusy` if a transport or server of this loop owns `fd` (asyncio raises
+    /// `RuntimeError`: taking its fd over would stall the connection); the message names
+    /// the transport. Otherwise what the kernel reports (`epoll_ctl`, `kevent`), e.g. `EBADF`
+    /// for a closed fd, or on Linux `EPERM` for a regular file.
     ///
     /// # Panics
     /// If the loop is closed.
     pub fn add_reader(&self, fd: impl AsRawFd, f: impl Fn() + 'static) -> io::Result<()> {
         self.inner.check_closed();
+        self.inner.ensure_fd_no_transport(fd.as_raw_fd())?;
         let cb: Rc<IoCallback> = Rc::new(IoCallback {
             active: Cell::new(true),
             f,
@@ -356,24 +438,36 @@ impl EventLoop {
             .map(drop)
     }
 
-    /// Stops watching `fd` for reading; returns whether a reader was registered.
-    pub fn remove_reader(&self, fd: impl AsRawFd) -> bool {
-        self.inner
+    /// Stops watching `fd` for reading; returns whether a reader was registered (asyncio's
+    /// `remove_reader`).
+    ///
+    /// # Errors
+    /// `ResourceBusy` if a transport or server of this loop owns `fd` (asyncio raises
+    /// `RuntimeError`); nothing is removed then. An error rather than a panic: the caller
+    /// decides, and the loop never goes down for it.
+    pub fn remove_reader(&self, fd: impl AsRawFd) -> io::Result<bool> {
+        let fd = fd.as_raw_fd();
+        self.inner.ensure_fd_no_transport(fd)?;
+        Ok(self
+            .inner
             .selector
-            .set_callback(fd.as_raw_fd(), Direction::Read, None)
-            .unwrap_or(false)
+            .set_callback(fd, Direction::Read, None)
+            .unwrap_or(false))
     }
 
     /// Calls `f` whenever `fd` is writable, until [`remove_writer`](EventLoop::remove_writer)
     /// (asyncio's `add_writer`); replaces a writer already registered.
     ///
     /// # Errors
-    /// What the kernel reports (`epoll_ctl`, `kevent`).
+    /// `ResourceBusy` if a transport or server of this loop owns `fd` (as
+    /// [`add_reader`](EventLoop::add_reader)); otherwise what the kernel reports
+    /// (`epoll_ctl`, `kevent`).
     ///
     /// # Panics
     /// If the loop is closed.
     pub fn add_writer(&self, fd: impl AsRawFd, f: impl Fn() + 'static) -> io::Result<()> {
         self.inner.check_closed();
+        self.inner.ensure_fd_no_transport(fd.as_raw_fd())?;
         let cb: Rc<IoCallback> = Rc::new(IoCallback {
             active: Cell::new(true),
             f,
@@ -385,11 +479,18 @@ impl EventLoop {
     }
 
     /// Stops watching `fd` for writing; returns whether a writer was registered.
-    pub fn remove_writer(&self, fd: impl AsRawFd) -> bool {
-        self.inner
+    ///
+    /// # Errors
+    /// `ResourceBusy` if a transport or server of this loop owns `fd` (as
+    /// [`remove_reader`](EventLoop::remove_reader)).
+    pub fn remove_writer(&self, fd: impl AsRawFd) -> io::Result<bool> {
+        let fd = fd.as_raw_fd();
+        self.inner.ensure_fd_no_transport(fd)?;
+        Ok(self
+            .inner
             .selector
-            .set_callback(fd.as_raw_fd(), Direction::Write, None)
-            .unwrap_or(false)
+            .set_callback(fd, Direction::Write, None)
+            .unwrap_or(false))
     }
 
     // ---- futures and tasks --------------------------------------------------------------
@@ -443,7 +544,8 @@ impl EventLoop {
         }
     }
 
-    /// The default exception handler: logs `ctx` at `error` level through `log`.
+    /// The default exception handler: logs `ctx` at `error` level through `log` — or, if no
+    /// logger is installed, writes it to stderr on one line (see [`set_last_resort`]).
     pub fn default_exception_handler(&self, ctx: &ExceptionContext) {
         exception::default_handler(ctx);
     }
@@ -488,6 +590,26 @@ impl Inner {
 
     pub(crate) fn check_closed(&self) {
         assert!(!self.closed.get(), "event loop is closed");
+    }
+
+    /// Whether the loop was closed.
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Refuses `fd` if a transport or server owns it (asyncio's `_ensure_fd_no_transport`).
+    fn ensure_fd_no_transport(&self, fd: RawFd) -> io::Result<()> {
+        match self.resources.owner_of(fd) {
+            None => Ok(()),
+            Some(owner) => Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "file descriptor {fd} is used by {}: use the transport, not add_reader/add_writer/remove_reader/remove_writer",
+                    owner.describe()
+                ),
+            )),
+        }
     }
 
     fn check_can_run(&self) {
@@ -593,7 +715,10 @@ impl Inner {
                         self.run_item(item, &mut main, &in_main);
                         let dt = t0.elapsed();
                         if dt >= self.slow_callback.get() {
-                            log::warn!("Executing {what} took {:.3} seconds", dt.as_secs_f64());
+                            warn_or_stderr!(
+                                "Executing {what} took {:.3} seconds",
+                                dt.as_secs_f64()
+                            );
                         }
                     } else {
                         self.run_item(item, &mut main, &in_main);
@@ -639,7 +764,7 @@ impl Inner {
     /// Hands `ctx` to the exception handler.
     pub(crate) fn report(&self, ctx: ExceptionContext) {
         match self.this.upgrade() {
-            Some(inner) => EventLoop { inner }.call_exception_handler(&ctx),
+            Some(inner) => EventLoop::from_inner(inner).call_exception_handler(&ctx),
             // The loop is being dropped: only the default handler is left.
             None => exception::default_handler(&ctx),
         }
@@ -647,14 +772,32 @@ impl Inner {
 
     /// Close: cancel the live tasks, drop callbacks and timers, deregister, refuse more.
     fn shutdown(&self) {
-        if self.closed.get() {
+        if self.closed.get() || self.shutting_down.replace(true) {
             return;
         }
-        // Dropping a future may wake or spawn others: repeat until nothing is left.
+        // Dropping a future may wake or spawn others, and so may closing a transport
+        // (its protocol's `Drop`): repeat until nothing is left.
         for _ in 0..1000 {
             let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
-            if tasks.is_empty() && self.ready.is_empty() && !self.remote.has_pending() {
+            let open = if tasks.is_empty() {
+                self.resources.take_all()
+            } else {
+                Vec::new()
+            };
+            if tasks.is_empty()
+                && open.is_empty()
+                && self.ready.is_empty()
+                && !self.remote.has_pending()
+            {
                 break;
+            }
+            // Transports and servers still open: closed here, with no borrow of the loop
+            // held (their protocols' `Drop` may run).
+            for r in open {
+                if self.debug.get() {
+                    warn_or_stderr!("unclosed {}: closed with its event loop", r.describe());
+                }
+                r.close_with_loop();
             }
             // Waking puts each task's runnable on the queue; dropping the runnable instead of
             // running it drops the task's future.
@@ -683,7 +826,19 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shutdown();
+        context::unregister_loop(self.id);
     }
+}
+
+/// `Instant::now() + d`, or a moment that never comes if that does not fit (`Duration::MAX`
+/// means "no deadline" in Rust: it must not panic).
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or_else(|| {
+        // About 30 years: later than any loop runs, and fits every platform's `Instant`.
+        now.checked_add(Duration::from_secs(30 * 365 * 86_400))
+            .unwrap_or(now)
+    })
 }
 
 fn describe(item: &Ready) -> &'static str {

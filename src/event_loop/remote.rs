@@ -107,9 +107,13 @@ pub struct LoopHandle {
 }
 
 impl LoopHandle {
-    /// Schedules `f` to run on the loop's thread, in a later iteration, and wakes the loop
-    /// (asyncio's `call_soon_threadsafe`). Callbacks from one thread run in the order they
-    /// were sent.
+    /// Schedules `f` to run on the loop's thread and wakes the loop (asyncio's
+    /// `call_soon_threadsafe`).
+    ///
+    /// Called on the loop's own thread (running or not), it is `call_soon`: `f` joins the
+    /// same ready queue, in FIFO order with `call_soon` callbacks. From another thread, `f`
+    /// runs in the loop's next iteration, after the callbacks sent before it (in order of
+    /// arrival).
     ///
     /// # Errors
     /// Fails with an error of kind `Other` if the loop is closed; `f` is then dropped.
@@ -117,6 +121,13 @@ impl LoopHandle {
     where
         F: FnOnce() + Send + 'static,
     {
+        if let Some(inner) = super::context::local_loop(self.remote.loop_id) {
+            if inner.is_closed() {
+                return Err(crate::event_loop::closed_error());
+            }
+            inner.ready.push(super::Ready::Remote(Box::new(f)));
+            return Ok(());
+        }
         self.remote
             .push(RemoteItem::Callback(Box::new(f)))
             .map_err(|_| crate::event_loop::closed_error())

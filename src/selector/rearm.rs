@@ -53,8 +53,10 @@ const VERIFY_ITERATIONS: u64 = 256;
 /// What the `sock_*` futures learnt about the socket behind one fd.
 #[derive(Debug, Default)]
 pub(super) struct FdState {
-    /// Address of the socket object last checked to be non-blocking through this fd (a cache
-    /// that saves an `fcntl` per operation).
+    /// Address of the socket object last used through this fd by a `sock_*` operation (0:
+    /// none): what `stream` and `read_drained` are about. It is no blocking-mode cache —
+    /// every operation asks the kernel (`sock.rs`), as a new socket may reuse both the fd
+    /// number and the address — only the key of a hint that costs an iteration when wrong.
     verified: usize,
     /// Whether that socket is a stream socket, once asked (`None`: not asked yet).
     stream: Option<bool>,
@@ -148,14 +150,15 @@ impl Rearm {
 }
 
 impl Selector {
-    /// Whether the socket object at `addr` was already seen to be non-blocking on `fd`.
+    /// Whether the socket object at `addr` is the one last seen on `fd`.
     pub(crate) fn is_verified(&self, fd: RawFd, addr: usize) -> bool {
         let idx = fd as usize;
         let entries = self.entries.borrow();
         entries.get(idx).is_some_and(|e| e.rearm.verified == addr)
     }
 
-    /// Remembers that the socket object at `addr` is non-blocking.
+    /// Remembers that the socket object at `addr` is the one on `fd` now (forgetting what
+    /// was learnt about the one before).
     pub(crate) fn set_verified(&self, fd: RawFd, addr: usize) {
         self.with_entry(fd, |e| {
             e.rearm.forget_socket();

@@ -6,6 +6,7 @@ mod buf;
 mod errors;
 mod protocol;
 mod reader;
+mod state;
 mod writer;
 
 use std::fmt::Display;
@@ -22,7 +23,8 @@ use crate::event_loop::ExceptionContext;
 use crate::net::{ConnectOptions, create_connection};
 use crate::server::{Server, ServerOptions, create_server, create_unix_server};
 use crate::transports::Transport;
-use protocol::{OnConnect, StreamProto};
+use protocol::{OnConnect, Own, StreamProto};
+use state::StreamState;
 
 /// asyncio's default stream buffer limit: 64 KiB.
 pub const DEFAULT_LIMIT: usize = 64 * 1024;
@@ -49,16 +51,19 @@ impl Drop for StreamGuard {
     }
 }
 
-pub(crate) fn pair(
-    t: Transport,
-    pref: crate::ProtocolRef<StreamProto>,
-    limit: usize,
-) -> (StreamReader, StreamWriter) {
+/// The stream pair over a connection's transport and stream state.
+pub(crate) fn pair(t: Transport, state: Rc<StreamState>) -> (StreamReader, StreamWriter) {
     let guard = Rc::new(StreamGuard(std::cell::RefCell::new(t.clone())));
     (
-        StreamReader::new(pref.clone(), t.clone(), limit, guard.clone()),
-        StreamWriter::new(pref, t, guard),
+        StreamReader::new(state.clone(), t.clone(), guard.clone()),
+        StreamWriter::new(state, t, guard),
     )
+}
+
+/// A fresh stream state and the protocol that feeds it.
+fn stream_protocol(limit: usize) -> (Rc<StreamState>, StreamProto) {
+    let state = Rc::new(StreamState::new(limit));
+    (state.clone(), StreamProto::new(state, None))
 }
 
 /// Opens a TCP connection and returns its stream pair (asyncio's `open_connection`).
@@ -88,8 +93,9 @@ pub async fn open_connection_with(
     options: ConnectOptions,
     limit: usize,
 ) -> io::Result<(StreamReader, StreamWriter)> {
-    let (t, p) = create_connection(|| StreamProto::new(limit, None), host, port, options).await?;
-    Ok(pair(t, p, limit))
+    let (state, proto) = stream_protocol(limit);
+    let (t, _) = create_connection::<Own, _, _>(|| proto, host, port, options).await?;
+    Ok(pair(t, state))
 }
 
 /// Opens a Unix stream connection and returns its stream pair (asyncio's
@@ -112,10 +118,10 @@ pub async fn open_unix_connection_with(
     options: ConnectOptions,
     limit: usize,
 ) -> io::Result<(StreamReader, StreamWriter)> {
-    let (t, p) =
-        crate::net::create_unix_connection_with(|| StreamProto::new(limit, None), path, options)
-            .await?;
-    Ok(pair(t, p, limit))
+    let (state, proto) = stream_protocol(limit);
+    let (t, _) =
+        crate::net::create_unix_connection_with::<Own, _, _>(|| proto, path, options).await?;
+    Ok(pair(t, state))
 }
 
 /// What a `start_server` callback may return: `()`, or a `Result` whose error is reported
@@ -147,9 +153,10 @@ where
     Fut: Future + 'static,
     Fut::Output: HandlerResult,
 {
+    // The user's function runs in the task, not here inside the transport's call of the
+    // stream protocol; the task starts after `connection_made`, as asyncio's does.
     Box::new(move |r, w| {
-        let fut = cb(r, w);
-        crate::spawn(async move { fut.await.report() }).detach();
+        crate::spawn(async move { cb(r, w).await.report() }).detach();
     })
 }
 
@@ -216,8 +223,13 @@ where
     Fut::Output: HandlerResult,
 {
     let cb = Rc::new(client_connected_cb);
-    create_server(
-        move || StreamProto::new(limit, Some(on_connect(cb.clone()))),
+    create_server::<Own, _, _>(
+        move || {
+            StreamProto::new(
+                Rc::new(StreamState::new(limit)),
+                Some(on_connect(cb.clone())),
+            )
+        },
         host,
         port,
         options,
@@ -263,8 +275,13 @@ where
     Fut::Output: HandlerResult,
 {
     let cb = Rc::new(client_connected_cb);
-    create_unix_server(
-        move || StreamProto::new(limit, Some(on_connect(cb.clone()))),
+    create_unix_server::<Own, _, _>(
+        move || {
+            StreamProto::new(
+                Rc::new(StreamState::new(limit)),
+                Some(on_connect(cb.clone())),
+            )
+        },
         path,
         options,
     )
@@ -313,13 +330,13 @@ impl Transport {
         received: &[u8],
         limit: usize,
     ) -> (StreamReader, StreamWriter) {
-        let mut proto = StreamProto::new(limit, None);
-        proto.buf_extend(received);
-        proto.set_transport(self.clone());
-        proto.write_paused = self.inner.is_writing_paused();
-        let pref = self.set_protocol(proto);
+        let (state, proto) = stream_protocol(limit);
+        state.buf.borrow_mut().extend(received);
+        state.set_transport(Some(self.clone()));
+        state.write_paused.set(self.inner.is_writing_paused());
+        self.set_protocol::<Own, _>(proto);
         self.resume_reading();
-        pair(self.clone(), pref, limit)
+        pair(self.clone(), state)
     }
 
     /// Pauses reading until `fut` completes, running it as a task: the "async

@@ -1,155 +1,195 @@
-//! The stream protocol: a `BufferedProtocol` that receives straight into the buffer the
-//! `StreamReader` then reads from (asyncio's `StreamReaderProtocol`, one copy fewer).
+//! The stream protocol (asyncio's `StreamReaderProtocol`): what the transport calls. It
+//! receives into the loop's shared read buffer and appends what arrived to the stream
+//! state's buffer — or, while a reader waits to receive straight into its own buffer, wakes
+//! that reader instead (see [`Direct`]).
+//!
+//! It holds nothing but the shared state: the reader and writer never borrow it. Wakers are
+//! never woken from inside it — they are handed to the transport (`ReadOutcome::Wake`,
+//! `ProtoObj::take_waker`), which wakes them once the protocol's cell is released.
 
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
 use std::io;
+use std::rc::Rc;
 use std::task::Waker;
 
-use super::buf::Buf;
+use super::state::{Direct, StreamState};
 use super::{StreamReader, StreamWriter};
 
-use crate::protocols::BufferedProtocol;
-use crate::transports::Transport;
+use crate::transports::proto::{ProtoCell, ProtoObj, ReadFn, ReadOutcome};
+use crate::transports::socket::SocketIo;
+use crate::transports::stream::RawIo;
+use crate::transports::{ProtoRc, StreamProtocol, Transport};
 
 /// Called once the connection is made, with the stream pair (the server's per-connection
-/// callback).
+/// callback: it only spawns the task that runs the user's function).
 pub(crate) type OnConnect = Box<dyn FnOnce(StreamReader, StreamWriter)>;
 
-/// The state shared by a connection's `StreamReader`, `StreamWriter` and transport.
+/// The marker under which the stream protocol is a [`StreamProtocol`] of its own kind.
+#[derive(Debug)]
+pub(crate) enum Own {}
+
+/// A connection's stream protocol.
 pub(crate) struct StreamProto {
-    /// Received and not yet taken by the reader.
-    pub(crate) buf: Buf,
-    pub(crate) limit: usize,
-    pub(crate) eof: bool,
-    /// The error the connection was lost with, kept to be reported to every later read.
-    pub(crate) exc: Option<(io::ErrorKind, String)>,
-    pub(crate) lost: bool,
-    pub(crate) read_waker: Option<Waker>,
-    pub(crate) drain_wakers: Vec<Waker>,
-    pub(crate) closed_wakers: Vec<Waker>,
-    pub(crate) write_paused: bool,
-    /// This protocol paused the transport's reading (buffer over 2 × limit).
-    pub(crate) read_paused: bool,
-    pub(crate) transport: Option<Transport>,
+    state: Rc<StreamState>,
     on_connect: Option<OnConnect>,
+    /// Wakers to wake once the transport has released this protocol.
+    wake: Vec<Waker>,
+    /// `read` told the transport to wake the reader (`ReadOutcome::Wake`).
+    wake_reader: bool,
 }
 
 impl StreamProto {
-    pub(crate) fn new(limit: usize, on_connect: Option<OnConnect>) -> StreamProto {
+    pub(crate) fn new(state: Rc<StreamState>, on_connect: Option<OnConnect>) -> StreamProto {
         StreamProto {
-            buf: Buf::default(),
-            limit,
-            eof: false,
-            exc: None,
-            lost: false,
-            read_waker: None,
-            drain_wakers: Vec::new(),
-            closed_wakers: Vec::new(),
-            write_paused: false,
-            read_paused: false,
-            transport: None,
+            state,
             on_connect,
+            wake: Vec::new(),
+            wake_reader: false,
         }
     }
 
-    /// Starts with `data` already received (a hand-over from another protocol).
-    pub(crate) fn buf_extend(&mut self, data: &[u8]) {
-        self.buf.extend(data);
+    /// Appends `data` to the buffer.
+    #[inline]
+    fn received(&mut self, data: &[u8]) {
+        let s = &*self.state;
+        let len = {
+            let mut b = s.buf.borrow_mut();
+            b.extend(data);
+            b.len()
+        };
+        s.pause_if_full(len);
     }
 
-    /// Sets the transport when the protocol is installed without `connection_made`.
-    pub(crate) fn set_transport(&mut self, t: Transport) {
-        self.transport = Some(t);
+    /// The outcome of a read that the reader should hear of: the transport wakes it.
+    #[inline]
+    fn wake_outcome(&mut self) -> ReadOutcome {
+        self.wake_reader = true;
+        ReadOutcome::Wake
     }
 
-    /// The error to report for an operation after the connection was lost with one.
-    pub(crate) fn error(&self) -> Option<io::Error> {
-        self.exc
-            .as_ref()
-            .map(|(k, m)| io::Error::new(*k, m.clone()))
-    }
-
+    /// Moves the reader's waker, if it waits, to `wake` (woken after this call).
     fn wake_reader(&mut self) {
-        if let Some(w) = self.read_waker.take() {
-            w.wake();
-        }
-    }
-
-    pub(crate) fn set_waker(slot: &mut Option<Waker>, w: &Waker) {
-        match slot {
-            Some(old) if old.will_wake(w) => {}
-            _ => *slot = Some(w.clone()),
-        }
-    }
-
-    pub(crate) fn add_waker(list: &mut Vec<Waker>, w: &Waker) {
-        if !list.iter().any(|x| x.will_wake(w)) {
-            list.push(w.clone());
+        if let Some(w) = self.state.take_read_waker() {
+            self.wake.push(w);
         }
     }
 }
 
-impl BufferedProtocol for StreamProto {
-    fn connection_made(&mut self, transport: &Transport) {
-        self.transport = Some(transport.clone());
-        if let Some(cb) = self.on_connect.take() {
-            if let Some(pref) = transport.get_protocol::<StreamProto>() {
-                let (r, w) = super::pair(transport.clone(), pref, self.limit);
-                cb(r, w);
+impl StreamProtocol<Own> for StreamProto {
+    fn into_obj(self) -> ProtoRc {
+        Rc::new(ProtoCell {
+            type_id: TypeId::of::<StreamProto>(),
+            cell: RefCell::new(self),
+        })
+    }
+}
+
+impl StreamProto {
+    /// One read with the transport's `read`, into the loop's shared buffer; what arrived is
+    /// appended to the stream buffer. While a direct reader waits (see `Direct`), readiness
+    /// is only passed on to it.
+    #[inline(always)]
+    fn read_with(
+        &mut self,
+        mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+        shared: &mut [u8],
+    ) -> ReadOutcome {
+        let s = &*self.state;
+        match s.direct.get() {
+            Direct::Off => {}
+            Direct::Waiting | Direct::Ready => {
+                // The reader receives itself: tell it the socket is readable.
+                s.direct.set(Direct::Woken);
+                return self.wake_outcome();
             }
+            Direct::Drained => {
+                // Polled before the reader emptied the socket: the next readiness is news.
+                s.direct.set(Direct::Waiting);
+                return ReadOutcome::WouldBlock;
+            }
+            // The reader had its turn since it was told and did not read: receive for it.
+            Direct::Woken => s.direct.set(Direct::Off),
+        }
+        match read(shared) {
+            Ok(0) => ReadOutcome::Eof,
+            Ok(n) => {
+                s.last_recv.set(n);
+                self.received(&shared[..n]);
+                self.wake_outcome()
+            }
+            Err(e) if crate::sys::is_would_block(&e) => ReadOutcome::WouldBlock,
+            Err(e) => ReadOutcome::Error(e),
+        }
+    }
+}
+
+impl ProtoObj for StreamProto {
+    fn connection_made(&mut self, t: &Transport) {
+        self.state.set_transport(Some(t.clone()));
+        if let Some(cb) = self.on_connect.take() {
+            let (r, w) = super::pair(t.clone(), self.state.clone());
+            cb(r, w);
         }
     }
 
-    #[inline]
-    fn get_buffer(&mut self, sizehint: usize) -> &mut [u8] {
-        self.buf.room(sizehint)
+    fn read(&mut self, read: &mut ReadFn<'_>, shared: &mut [u8]) -> ReadOutcome {
+        self.read_with(read, shared)
     }
 
     #[inline]
-    fn buffer_updated(&mut self, nbytes: usize) {
-        self.buf.filled(nbytes);
-        self.wake_reader();
-        if !self.read_paused && self.buf.len() > 2 * self.limit {
-            if let Some(t) = &self.transport {
-                t.pause_reading();
-                self.read_paused = true;
-            }
+    #[allow(private_interfaces)] // the trait is sealed: only tulip implements and calls it
+    fn read_socket(&mut self, io: &SocketIo, shared: &mut [u8]) -> ReadOutcome {
+        self.read_with(|b| io.read(b), shared)
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        if !data.is_empty() {
+            self.received(data);
+            self.wake_reader();
         }
     }
 
     fn eof_received(&mut self) -> bool {
-        self.eof = true;
+        self.state.eof.set(true);
         self.wake_reader();
         // Keep the write side open, as asyncio does for plain sockets.
         true
     }
 
     fn connection_lost(&mut self, exc: Option<io::Error>) {
-        self.lost = true;
-        self.eof = true;
-        if let Some(e) = exc {
-            self.exc = Some((e.kind(), e.to_string()));
+        let s = &*self.state;
+        s.lost.set(true);
+        s.eof.set(true);
+        if let Some(e) = &exc {
+            s.set_error(e);
         }
-        self.write_paused = false;
-        self.wake_reader();
-        for w in self
-            .drain_wakers
-            .drain(..)
-            .chain(self.closed_wakers.drain(..))
-        {
-            w.wake();
-        }
-        // Break the cycle transport -> protocol -> transport.
-        self.transport = None;
+        s.write_paused.set(false);
+        s.take_wakers(true, &mut self.wake);
+        // Break the cycle transport -> protocol -> state -> transport.
+        s.set_transport(None);
     }
 
     fn pause_writing(&mut self) {
-        self.write_paused = true;
+        self.state.write_paused.set(true);
     }
 
     fn resume_writing(&mut self) {
-        self.write_paused = false;
-        for w in self.drain_wakers.drain(..) {
-            w.wake();
+        self.state.write_paused.set(false);
+        self.state.take_wakers(false, &mut self.wake);
+    }
+
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    #[inline]
+    fn take_waker(&mut self) -> Option<Waker> {
+        if std::mem::take(&mut self.wake_reader) {
+            if let Some(w) = self.state.take_read_waker() {
+                return Some(w);
+            }
         }
+        self.wake.pop()
     }
 }

@@ -10,24 +10,30 @@ use std::task::{Context, Poll};
 use super::StreamGuard;
 use super::buf::Buf;
 use super::errors::{IncompleteRead, LimitOverrun};
-use super::protocol::StreamProto;
-use crate::transports::{ProtocolRef, Transport};
+use super::state::{Direct, StreamState};
+use crate::transports::Transport;
+
+/// A `poll_read` destination at least this large, with nothing buffered, is received into
+/// straight from the socket (no copy through the stream's buffer) — while the last receive
+/// brought at least this much too.
+pub(crate) const DIRECT_MIN: usize = 4 * 1024;
 
 /// The reading half of a stream connection (asyncio's `StreamReader`).
 ///
-/// Bytes are received straight into the buffer this reader reads from. Its methods take
-/// `&mut self`: one reader, one consumer. Errors follow asyncio: EOF before the expected
-/// bytes is an [`IncompleteRead`] (kind `UnexpectedEof`), a line over the limit a
-/// [`LimitOverrun`] (kind `InvalidData`).
+/// Its methods take `&mut self`: one reader, one consumer. Errors follow asyncio: EOF
+/// before the expected bytes is an [`IncompleteRead`] (kind `UnexpectedEof`), a line over
+/// the limit a [`LimitOverrun`] (kind `InvalidData`).
 ///
 /// When more than 2 × `limit` bytes wait unread, the transport stops reading until the
-/// reader catches up: memory stays bounded whatever the peer sends.
+/// reader catches up: memory stays bounded whatever the peer sends. Buffers follow the data:
+/// an idle connection holds almost nothing, and one grown by a large message is given back
+/// once it is drained. `futures_io::AsyncRead::poll_read` with a large destination (4 KiB or
+/// more) and nothing buffered receives straight into that destination.
 pub struct StreamReader {
-    proto: ProtocolRef<StreamProto>,
+    state: Rc<StreamState>,
     transport: Transport,
-    /// What the reader took from the protocol and has not handed out yet.
+    /// What the reader took from the shared state and has not handed out yet.
     buf: Buf,
-    limit: usize,
     _guard: Rc<StreamGuard>,
 }
 
@@ -35,88 +41,127 @@ impl fmt::Debug for StreamReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamReader")
             .field("buffered", &self.buf.len())
-            .field("limit", &self.limit)
+            .field("limit", &self.state.limit)
+            .field("direct", &self.state.direct.get())
             .finish()
     }
 }
 
 impl StreamReader {
     pub(crate) fn new(
-        proto: ProtocolRef<StreamProto>,
+        state: Rc<StreamState>,
         transport: Transport,
-        limit: usize,
         guard: Rc<StreamGuard>,
     ) -> Self {
         StreamReader {
-            proto,
+            state,
             transport,
             buf: Buf::default(),
-            limit,
             _guard: guard,
         }
     }
 
     /// The buffer limit (asyncio's `limit`).
     pub fn limit(&self) -> usize {
-        self.limit
+        self.state.limit
+    }
+
+    /// Moves what the protocol received into our buffer; whether there was any.
+    fn pull(&mut self) -> bool {
+        let s = &*self.state;
+        {
+            let mut sb = s.buf.borrow_mut();
+            if sb.is_empty() {
+                return false;
+            }
+            self.buf.append_from(&mut sb);
+        }
+        s.resume_if_room(self.buf.len(), false);
+        true
     }
 
     /// Takes what the protocol received into our buffer: `Ready(Ok(true))` if there is
     /// more, `Ready(Ok(false))` at EOF, the connection's error if it was lost with one.
     fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        let limit = self.limit;
-        let mine = &mut self.buf;
-        self.proto
-            .try_with(|p| {
-                if !p.buf.is_empty() {
-                    if mine.is_empty() {
-                        // Hand over the whole buffer: no copy.
-                        std::mem::swap(mine, &mut p.buf);
+        // Waiting for the buffer: the protocol receives into it.
+        self.state.direct.set(Direct::Off);
+        if self.pull() {
+            return Poll::Ready(Ok(true));
+        }
+        let s = &*self.state;
+        if let Some(e) = s.error() {
+            return Poll::Ready(Err(e));
+        }
+        if s.eof.get() {
+            return Poll::Ready(Ok(false));
+        }
+        // Waiting for more while reading is paused would wait forever (readexactly of more
+        // than the limit): resume first, as asyncio's `_wait_for_data` does.
+        s.resume_if_room(0, true);
+        s.set_read_waker(cx.waker());
+        Poll::Pending
+    }
+
+    /// `poll_read` with nothing buffered and a large `out`: receives straight into it (see
+    /// [`Direct`]). `None`: the transport cannot; wait for the buffer instead.
+    fn poll_direct(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        let s = &*self.state;
+        if s.eof.get() || s.lost.get() || !s.buf.borrow().is_empty() {
+            return None;
+        }
+        match s.direct.get() {
+            Direct::Ready | Direct::Woken => match self.transport.try_read_into(out) {
+                // EOF: the transport told the protocol (`eof_received`).
+                Some(Ok(0)) => {
+                    s.direct.set(Direct::Off);
+                    Some(Poll::Ready(Ok(0)))
+                }
+                Some(Ok(n)) => {
+                    s.last_recv.set(n);
+                    s.direct.set(if n == out.len() {
+                        Direct::Ready
                     } else {
-                        mine.extend(p.buf.data());
-                        p.buf.clear();
-                    }
-                    if p.read_paused && mine.len() <= limit {
-                        p.read_paused = false;
-                        if let Some(t) = &p.transport {
-                            t.resume_reading();
-                        }
-                    }
-                    return Poll::Ready(Ok(true));
+                        Direct::Drained
+                    });
+                    Some(Poll::Ready(Ok(n)))
                 }
-                if let Some(e) = p.error() {
-                    return Poll::Ready(Err(e));
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    s.direct.set(Direct::Drained);
+                    s.set_read_waker(cx.waker());
+                    Some(Poll::Pending)
                 }
-                if p.eof {
-                    return Poll::Ready(Ok(false));
+                // The transport is lost with the error; this is a copy of it.
+                Some(Err(e)) => {
+                    s.direct.set(Direct::Off);
+                    Some(Poll::Ready(Err(e)))
                 }
-                // Waiting for more while reading is paused would wait forever (readexactly of
-                // more than the limit): resume first, as asyncio's `_wait_for_data` does.
-                if p.read_paused {
-                    p.read_paused = false;
-                    if let Some(t) = &p.transport {
-                        t.resume_reading();
-                    }
-                }
-                StreamProto::set_waker(&mut p.read_waker, cx.waker());
-                Poll::Pending
-            })
-            .unwrap_or_else(|| Poll::Ready(Err(io::Error::other("stream protocol busy"))))
+                None => None,
+            },
+            Direct::Waiting | Direct::Drained => {
+                s.set_read_waker(cx.waker());
+                Some(Poll::Pending)
+            }
+            Direct::Off => {
+                s.direct.set(Direct::Waiting);
+                s.set_read_waker(cx.waker());
+                Some(Poll::Pending)
+            }
+        }
     }
 
     /// Resumes the transport's reading if this reader's consumption brought the buffer
     /// under the limit.
+    #[inline]
     fn consumed(&mut self) {
-        let total = self.buf.len();
-        let limit = self.limit;
-        self.proto.try_with(|p| {
-            if p.read_paused && total + p.buf.len() <= limit {
-                p.read_paused = false;
-                if let Some(t) = &p.transport {
-                    t.resume_reading();
-                }
-            }
-        });
+        let s = &*self.state;
+        if s.read_paused.get() {
+            let total = self.buf.len() + s.buf.borrow().len();
+            s.resume_if_room(total, false);
+        }
     }
 
     async fn more(&mut self) -> io::Result<bool> {
@@ -194,7 +239,7 @@ impl StreamReader {
             if data.len() - offset >= seplen {
                 if let Some(i) = find(&data[offset..], separator) {
                     let isep = offset + i;
-                    if isep > self.limit {
+                    if isep > self.state.limit {
                         return Err(LimitOverrun {
                             message: "Separator is found, but chunk is longer than limit",
                             consumed: isep,
@@ -206,7 +251,7 @@ impl StreamReader {
                     return Ok(out);
                 }
                 offset = data.len() + 1 - seplen;
-                if offset > self.limit {
+                if offset > self.state.limit {
                     return Err(LimitOverrun {
                         message: "Separator is not found, and chunk exceed the limit",
                         consumed: offset,
@@ -251,11 +296,7 @@ impl StreamReader {
 
     /// Whether EOF was reached and everything was read (asyncio's `at_eof`).
     pub fn at_eof(&self) -> bool {
-        self.buf.is_empty()
-            && self
-                .proto
-                .try_with(|p| p.eof && p.buf.is_empty())
-                .unwrap_or(false)
+        self.buf.is_empty() && self.state.eof.get() && self.state.buf.borrow().is_empty()
     }
 
     /// The transport under the stream.
@@ -266,18 +307,15 @@ impl StreamReader {
     /// Everything received and not read yet, taken out (for `start_tls`).
     #[cfg(feature = "tls")]
     pub(crate) fn take_buffered(&mut self) -> Vec<u8> {
-        let mut out = self.buf.data().to_vec();
-        self.buf.clear();
-        self.proto.try_with(|p| {
-            out.extend_from_slice(p.buf.data());
-            p.buf.clear();
-        });
-        out
+        self.pull();
+        let n = self.buf.len();
+        self.buf.take(n)
     }
 
     #[cfg(feature = "tls")]
     pub(crate) fn switch_transport(&mut self, t: Transport) {
-        self.proto.try_with(|p| p.set_transport(t.clone()));
+        self.state.set_transport(Some(t.clone()));
+        self.state.direct.set(Direct::Off);
         self.transport = t;
     }
 }
@@ -300,6 +338,11 @@ impl futures_io::AsyncRead for StreamReader {
             return Poll::Ready(Ok(0));
         }
         if this.buf.is_empty() {
+            if out.len() >= DIRECT_MIN && this.state.last_recv.get() >= DIRECT_MIN {
+                if let Some(p) = this.poll_direct(cx, out) {
+                    return p;
+                }
+            }
             match this.poll_more(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),

@@ -8,8 +8,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::StreamGuard;
-use super::protocol::StreamProto;
-use crate::transports::{ExtraInfo, ProtocolRef, Transport};
+use super::state::StreamState;
+use crate::transports::{ExtraInfo, Transport};
 
 /// The writing half of a stream connection (asyncio's `StreamWriter`).
 ///
@@ -22,7 +22,7 @@ use crate::transports::{ExtraInfo, ProtocolRef, Transport};
 /// transport is closed, as asyncio's `StreamWriter.__del__` does.
 #[derive(Clone)]
 pub struct StreamWriter {
-    proto: ProtocolRef<StreamProto>,
+    state: Rc<StreamState>,
     transport: Transport,
     _guard: Rc<StreamGuard>,
 }
@@ -35,19 +35,19 @@ impl fmt::Debug for StreamWriter {
     }
 }
 
-fn lost_error(p: &StreamProto) -> io::Error {
-    p.error()
+fn lost_error(s: &StreamState) -> io::Error {
+    s.error()
         .unwrap_or_else(|| io::Error::new(io::ErrorKind::ConnectionReset, "Connection lost"))
 }
 
 impl StreamWriter {
     pub(crate) fn new(
-        proto: ProtocolRef<StreamProto>,
+        state: Rc<StreamState>,
         transport: Transport,
         guard: Rc<StreamGuard>,
     ) -> StreamWriter {
         StreamWriter {
-            proto,
+            state,
             transport,
             _guard: guard,
         }
@@ -75,18 +75,15 @@ impl StreamWriter {
     }
 
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.proto
-            .try_with(|p| {
-                if p.lost {
-                    return Poll::Ready(Err(lost_error(p)));
-                }
-                if !p.write_paused {
-                    return Poll::Ready(Ok(()));
-                }
-                StreamProto::add_waker(&mut p.drain_wakers, cx.waker());
-                Poll::Pending
-            })
-            .unwrap_or(Poll::Ready(Ok(())))
+        let s = &*self.state;
+        if s.lost.get() {
+            return Poll::Ready(Err(lost_error(s)));
+        }
+        if !s.write_paused.get() {
+            return Poll::Ready(Ok(()));
+        }
+        s.add_drain_waker(cx.waker());
+        Poll::Pending
     }
 
     /// Waits until the write buffer is below its high-water mark (asyncio's `drain`): at
@@ -115,18 +112,15 @@ impl StreamWriter {
     }
 
     fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.proto
-            .try_with(|p| {
-                if p.lost {
-                    return Poll::Ready(match p.error() {
-                        Some(e) => Err(e),
-                        None => Ok(()),
-                    });
-                }
-                StreamProto::add_waker(&mut p.closed_wakers, cx.waker());
-                Poll::Pending
-            })
-            .unwrap_or(Poll::Ready(Ok(())))
+        let s = &*self.state;
+        if s.lost.get() {
+            return Poll::Ready(match s.error() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            });
+        }
+        s.add_closed_waker(cx.waker());
+        Poll::Pending
     }
 
     /// Waits until the connection is closed (asyncio's `wait_closed`).

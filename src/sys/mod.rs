@@ -17,8 +17,8 @@ pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };
 pub(crate) use socket::{
-    AcceptError, accept, accept_error, connect_in_progress, is_nonblocking, is_not_connected,
-    prepare_socket,
+    AcceptError, accept, accept_error, connect_in_progress, is_connected_already, is_nonblocking,
+    is_not_connected, prepare_socket,
 };
 
 use std::io as stdio;

@@ -60,19 +60,33 @@ pub(crate) fn prepare_socket(sock: &Socket) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether `fd` is in non-blocking mode (`fcntl(F_GETFL)`).
+/// Whether `fd` is in non-blocking mode (`fcntl(F_GETFL)`, through `rustix`: on Linux a raw
+/// system call, a few instructions where libc's variadic `fcntl` costs tens — it runs once
+/// per `sock_*` operation).
+#[inline]
 pub(crate) fn is_nonblocking(fd: RawFd) -> io::Result<bool> {
-    // SAFETY: F_GETFL only reads the flags of `fd`, which the caller borrows for the call.
-    let flags = retry(|| unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    Ok(flags & libc::O_NONBLOCK != 0)
+    // SAFETY: the caller holds the socket that owns `fd` for the duration of the call (the
+    // `sock_*` futures borrow it), so the descriptor stays open while it is borrowed here.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let flags = rustix::fs::fcntl_getfl(fd)?;
+    Ok(flags.contains(rustix::fs::OFlags::NONBLOCK))
 }
 
 /// Whether a `connect` error means "in progress": wait for writability, then ask.
+/// `EALREADY` is an earlier attempt on the same socket still in progress (one whose future
+/// was cancelled, say): it is waited for too, as asyncio does (Python counts `EALREADY` as a
+/// `BlockingIOError`).
 pub(crate) fn connect_in_progress(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EINPROGRESS | libc::EAGAIN | libc::EINTR)
+        Some(libc::EINPROGRESS | libc::EALREADY | libc::EAGAIN | libc::EINTR)
     )
+}
+
+/// Whether a `connect` error is `EISCONN`: the socket is connected already (an earlier
+/// attempt finished).
+pub(crate) fn is_connected_already(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EISCONN)
 }
 
 /// Whether an error is `ENOTCONN` (a non-blocking connect that has not finished).

@@ -298,7 +298,7 @@ impl TlsTransport {
                     .and_then(|r| r.peername())
                     .and_then(|a| a.as_socket())
                     .map_or_else(|| "peer".to_owned(), |a| a.to_string());
-                log::warn!("TLS connection with {peer}: {e}");
+                crate::event_loop::warn_or_stderr!("TLS connection with {peer}: {e}");
             }
         }
         Core::finish(self, None);

@@ -22,7 +22,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::flow::Flow;
 use super::proto::{ProtoObj, ProtoRc, call_protocol, report_panic};
-use crate::event_loop::EventLoop;
+use crate::event_loop::{EventLoop, NO_KEY, Resource, warn_or_stderr};
 use crate::selector::{Direction, IoCallback};
 
 /// asyncio's `LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
@@ -52,8 +52,25 @@ pub(crate) trait Host: Sized + 'static {
     /// Fails the connection at once (asyncio's `_force_close`): a protocol callback panicked.
     fn force_close(&self, exc: Option<io::Error>);
     /// Lets go of the OS side (deregister, close): once, after the protocol heard
-    /// `connection_lost`, before the protocol is dropped.
+    /// `connection_lost` (or the loop closed), before the protocol is dropped.
     fn release(&self);
+    /// What the transport is, for warnings and errors ("TCP transport 127.0.0.1:80 <->
+    /// 127.0.0.1:5000").
+    fn describe(&self) -> String {
+        "transport".to_owned()
+    }
+}
+
+/// A transport still open when its loop closes is closed by the loop (see
+/// `event_loop/resources.rs`).
+impl<H: Host> Resource for H {
+    fn describe(&self) -> String {
+        Host::describe(self)
+    }
+
+    fn close_with_loop(&self) {
+        Core::close_with_loop(self);
+    }
 }
 
 /// Lifecycle, protocol calls and flow delivery of one transport (see the module docs).
@@ -74,11 +91,17 @@ pub(crate) struct Core<H> {
     on_lost: Cell<Option<Box<dyn FnOnce()>>>,
     /// Tasks waiting in `Transport::drain`.
     drain_wakers: RefCell<Vec<Waker>>,
+    /// The key of this transport in the loop's resources (`NO_KEY` once let go of).
+    res_key: Cell<usize>,
+    /// The fd claimed with [`claim_fd`](Core::claim_fd), or -1.
+    fd: Cell<RawFd>,
 }
 
 impl<H: Host> Core<H> {
     /// A core for the transport `this`, owning `protocol`.
     pub(crate) fn new(lp: &EventLoop, this: &Weak<H>, protocol: Option<ProtoRc>) -> Core<H> {
+        let res: Weak<dyn Resource> = this.clone();
+        let res_key = lp.inner.resources.insert(res);
         Core {
             lp: lp.clone(),
             this: this.clone(),
@@ -90,7 +113,24 @@ impl<H: Host> Core<H> {
             flow_scheduled: Cell::new(false),
             on_lost: Cell::new(None),
             drain_wakers: RefCell::new(Vec::new()),
+            res_key: Cell::new(res_key),
+            fd: Cell::new(-1),
         }
+    }
+
+    /// Records that this transport owns `fd`: `add_reader` & co. refuse it until the
+    /// transport is closed (asyncio's `_ensure_fd_no_transport`).
+    pub(crate) fn claim_fd(&self, fd: RawFd) {
+        self.fd.set(fd);
+        self.lp.inner.resources.claim_fd(fd, self.res_key.get());
+    }
+
+    /// Leaves the loop's resources.
+    fn unregister(&self) {
+        let key = self.res_key.replace(NO_KEY);
+        let fd = self.fd.replace(-1);
+        let fds: &[RawFd] = if fd >= 0 { &[fd] } else { &[] };
+        self.lp.inner.resources.remove(key, fds);
     }
 
     /// The transport, if it is still alive.
@@ -126,6 +166,7 @@ impl<H: Host> Core<H> {
         true
     }
 
+    #[cfg(feature = "tls")] // only the TLS transport needs it
     /// `Open | Closing → Lost` with no `connection_lost` scheduled: for a transport whose
     /// loss is reported by the layer under it (TLS, by its raw transport). False if it was
     /// lost already.
@@ -137,6 +178,7 @@ impl<H: Host> Core<H> {
         true
     }
 
+    #[cfg(feature = "tls")] // only the TLS transport needs it
     /// The protocol counts as connected without a `connection_made` from this transport
     /// (it had one from the transport it was on before: `start_tls`).
     pub(crate) fn set_connected(&self) {
@@ -306,7 +348,7 @@ impl<H: Host> Core<H> {
         let n = self.dropped_writes.get() + 1;
         self.dropped_writes.set(n);
         if n == CONNLOST_WRITES_LOG_THRESHOLD {
-            log::warn!("{what}: writes after the connection was lost are dropped");
+            warn_or_stderr!("{what}: writes after the connection was lost are dropped");
         }
     }
 
@@ -337,7 +379,31 @@ impl<H: Host> Core<H> {
             core.call(|p| p.connection_lost(exc));
         }
         host.release();
+        core.unregister();
         // The protocol's `Drop` runs with the cell released: it may use the transport.
+        let p = core.protocol.take();
+        drop(p);
+        if let Some(f) = core.on_lost.take() {
+            f();
+        }
+        core.wake_drainers();
+    }
+
+    /// `→ Closed` because the loop closes with the transport still open: lets go of the OS
+    /// side and drops the protocol, which hears nothing (asyncio: a transport collected
+    /// unclosed closes its socket, and its protocol gets no `connection_lost`). This breaks
+    /// the cycles (transport → reader callback → transport, protocol → transport) that would
+    /// keep both alive for ever.
+    pub(crate) fn close_with_loop(host: &H) {
+        let core = host.core();
+        if core.life.replace(Life::Closed) == Life::Closed {
+            return;
+        }
+        // The loop took every resource out of its registry already: the key is stale (and
+        // may be a new resource's by now), so it is forgotten, not removed.
+        core.res_key.set(NO_KEY);
+        core.fd.set(-1);
+        host.release();
         let p = core.protocol.take();
         drop(p);
         if let Some(f) = core.on_lost.take() {

@@ -74,6 +74,7 @@ impl Flow {
         false
     }
 
+    #[cfg(feature = "tls")] // only the TLS transport needs it
     /// The layer under the transport decided (a TLS transport follows its raw transport's
     /// `pause_writing` / `resume_writing`): whether that changed anything.
     pub(crate) fn force(&self, paused: bool) -> bool {

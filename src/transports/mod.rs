@@ -100,6 +100,11 @@ pub(crate) trait TransportImpl {
     fn is_writing_paused(&self) -> bool;
     /// Ready when writing is not paused (or with an error once the connection is lost).
     fn poll_drain(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>>;
+    /// One receive straight into `buf`, for a stream reader waiting with a large buffer
+    /// (see [`Transport::try_read_into`]). `None` where the transport cannot.
+    fn try_read_into(&self, _buf: &mut [u8]) -> Option<io::Result<usize>> {
+        None
+    }
 }
 
 /// A connection's transport (asyncio's `Transport`): the handle through which a protocol —
@@ -243,6 +248,16 @@ impl Transport {
         let obj = protocol.into_obj();
         self.inner.set_protocol(obj.clone());
         ProtocolRef::new(obj)
+    }
+
+    /// One receive straight into `buf`, bypassing the protocol: `None` if the transport
+    /// cannot now (not a socket, not connected, reading paused, closing, read side at EOF),
+    /// else what `recv` returned, `WouldBlock` included. A 0 (EOF) and an error are also
+    /// handled as the transport's own read would: the protocol hears `eof_received`, or the
+    /// connection is lost with the error (a copy of it is returned).
+    #[inline]
+    pub(crate) fn try_read_into(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        self.inner.try_read_into(buf)
     }
 
     /// The current protocol, if it is a `P` (asyncio's `get_protocol`).

@@ -40,6 +40,10 @@ pub(crate) mod sealed {
         WouldBlock,
         Eof,
         Error(io::Error),
+        /// Data was taken or readiness noted, and the protocol holds a waker to wake
+        /// once its cell is released (`ProtoObj::take_waker`: the stream protocol's reader,
+        /// maybe a foreign executor's). No payload: a larger outcome costs the plain path.
+        Wake,
     }
 
     /// The transport's view of a stream protocol, whichever kind it is.
@@ -61,6 +65,12 @@ pub(crate) mod sealed {
         fn pause_writing(&mut self);
         fn resume_writing(&mut self);
         fn as_any(&mut self) -> &mut dyn Any;
+        /// A waker the last call left, to be woken once the protocol's cell is released
+        /// (the stream protocol's reader or drain waiters, which may be a foreign
+        /// executor's); `None` for a user's protocol.
+        fn take_waker(&mut self) -> Option<std::task::Waker> {
+            None
+        }
     }
 }
 pub(crate) use sealed::{ProtoCell, ProtoObj, ReadFn, ReadOutcome};
@@ -75,8 +85,47 @@ pub(crate) fn call_protocol<R>(
     f: impl FnOnce(&mut dyn ProtoObj) -> R,
 ) -> Result<Option<R>, Box<dyn Any + Send>> {
     match p.cell.try_borrow_mut() {
-        Ok(mut g) => catch_unwind(AssertUnwindSafe(|| f(&mut *g))).map(Some),
+        Ok(mut g) => {
+            let r = catch_unwind(AssertUnwindSafe(|| f(&mut *g))).map(Some);
+            let first = g.take_waker();
+            drop(g);
+            wake_left(p, first);
+            r
+        }
         Err(_) => Ok(None),
+    }
+}
+
+/// Wakes the wakers a protocol call left (`ProtoObj::take_waker`), each with the cell
+/// released: a waker may call back into the protocol, so the next one is taken only after
+/// it. `first`: the one taken before the cell was released.
+fn wake_left(p: &ProtoRc, first: Option<std::task::Waker>) {
+    let take = || {
+        p.cell
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut g| g.take_waker())
+    };
+    let mut next = first;
+    while let Some(w) = next {
+        w.wake();
+        next = take();
+    }
+}
+
+/// After a read that returned [`ReadOutcome::Wake`]: wakes the one waker the read left (the
+/// stream protocol's reader), with the protocol's cell released — a waker may call straight
+/// back into the stream. A read leaves at most one; other wakers (drain, closed) are left by
+/// calls made through [`call_protocol`], which wakes them all.
+#[inline]
+pub(crate) fn wake_reader(p: &ProtoRc) {
+    let w = p
+        .cell
+        .try_borrow_mut()
+        .ok()
+        .and_then(|mut g| g.take_waker());
+    if let Some(w) = w {
+        w.wake();
     }
 }
 

@@ -19,10 +19,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::core::{Core, Host, IoWatch, Life};
-use super::proto::{ProtoObj, ProtoRc, ReadOutcome};
+use super::proto::{ProtoObj, ProtoRc, ReadOutcome, wake_reader};
 use super::write_buf::WriteBuf;
 use super::{ExtraInfo, Transport, TransportImpl};
-use crate::event_loop::EventLoop;
+use crate::event_loop::{EventLoop, warn_or_stderr};
 use crate::selector::{Direction, IoCallback};
 
 /// The loop's shared read buffer size (asyncio's `max_size`).
@@ -113,6 +113,7 @@ impl<R: RawIo> StreamTransport<R> {
             reader: IoWatch::new(Direction::Read),
             writer: IoWatch::new(Direction::Write),
         });
+        t.core.claim_fd(t.fd);
         let t2 = t.clone();
         lp.call_soon(move || {
             t2.core.connection_made(&t2.handle());
@@ -180,9 +181,9 @@ impl<R: RawIo> StreamTransport<R> {
             Err(_) => read_own_buffer(io, &mut *g),
         };
         drop(g);
-        drop(p);
         match r {
             Ok(ReadOutcome::Data | ReadOutcome::WouldBlock) => {}
+            Ok(ReadOutcome::Wake) => wake_reader(&p),
             Ok(ReadOutcome::Eof) => self.read_eof(),
             Ok(ReadOutcome::Error(e)) => self.fatal_error(e, "Fatal read error"),
             Err(payload) => {
@@ -334,6 +335,30 @@ impl<R: RawIo> Host for StreamTransport<R> {
         self.io.close();
         self.write_buf.borrow_mut().clear();
     }
+
+    fn describe(&self) -> String {
+        let addr = |name| match self.io.extra_info(name) {
+            Some(ExtraInfo::Address(a)) => show_addr(&a),
+            _ => "?".to_owned(),
+        };
+        format!(
+            "{} transport (fd {}, {} <-> {})",
+            R::KIND,
+            self.fd,
+            addr("sockname"),
+            addr("peername")
+        )
+    }
+}
+
+/// An address as a log line shows it: `ip:port`, a path, or `?`.
+pub(crate) fn show_addr(a: &socket2::SockAddr) -> String {
+    match (a.as_socket(), a.as_pathname()) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(p)) => p.display().to_string(),
+        _ if a.is_unnamed() => "unnamed".to_owned(),
+        _ => "?".to_owned(),
+    }
 }
 
 impl<R: RawIo> TransportImpl for StreamTransport<R> {
@@ -456,12 +481,40 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
     fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.core.poll_drain(cx)
     }
+
+    fn try_read_into(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        if self.core.is_closing()
+            || self.paused.get()
+            || self.read_eof.get()
+            || !self.core.is_connected()
+            || !self.io.readable()
+        {
+            return None;
+        }
+        match self.io.read(buf) {
+            Ok(0) => {
+                // As `read_ready` would: the protocol hears `eof_received`.
+                self.read_eof();
+                Some(Ok(0))
+            }
+            Ok(n) => Some(Ok(n)),
+            Err(e) if crate::sys::is_would_block(&e) => Some(Err(e)),
+            Err(e) => {
+                let copy = match e.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(e.kind(), e.to_string()),
+                };
+                self.fatal_error(e, "Fatal read error");
+                Some(Err(copy))
+            }
+        }
+    }
 }
 
 impl<R: RawIo> Drop for StreamTransport<R> {
     fn drop(&mut self) {
         if self.core.life() != Life::Closed && self.core.lp.get_debug() {
-            log::warn!("unclosed {} transport for fd {} dropped", R::KIND, self.fd);
+            warn_or_stderr!("unclosed {} dropped", Host::describe(self));
         }
     }
 }
