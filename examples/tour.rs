@@ -293,6 +293,20 @@ impl Protocol for UpperServer {
     fn connection_lost(&mut self, _exc: Option<io::Error>) {
         println!("[protocol server] connection_lost");
     }
+
+    // Flow control: a client that does not read its answers makes the transport's buffer
+    // pass its high-water mark; stop reading until it drains, or it grows without bound.
+    fn pause_writing(&mut self) {
+        if let Some(t) = &self.transport {
+            t.pause_reading();
+        }
+    }
+
+    fn resume_writing(&mut self) {
+        if let Some(t) = &self.transport {
+            t.resume_reading();
+        }
+    }
 }
 
 /// Section 6, client side: sends `question`, collects as many bytes back, hangs up, and

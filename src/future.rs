@@ -38,6 +38,11 @@ struct Shared<T> {
 /// callbacks are scheduled before awaiters are woken, so they run first and can still read
 /// a cloneable result with [`result`](LoopFuture::result).
 ///
+/// # Cancel safety
+/// Cancel-safe: dropping an awaiting `LoopFuture` (one clone) neither cancels the shared
+/// future nor takes its result, which stays for the next awaiter. The result is moved out
+/// only by the poll that returns it.
+///
 /// ```
 /// use std::time::Duration;
 /// tulip::run(async {

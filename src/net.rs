@@ -307,6 +307,13 @@ fn tcp_tune(s: &Socket) -> io::Result<()> {
 /// A name that does not resolve: `NotFound`, with a [`ResolveError`](crate::ResolveError)
 /// naming the host; when every address fails, one error naming each address and why.
 ///
+/// # Cancel safety
+/// Dropping it before it completes leaves nothing behind, and a new call starts over: a
+/// name lookup still running on the blocking pool finishes there and is discarded,
+/// connection attempts in progress are closed, and a transport already started (waiting for
+/// `connection_made` or the TLS handshake) is aborted — a protocol that had its
+/// `connection_made` gets `connection_lost`.
+///
 /// # Panics
 /// Outside of a running loop.
 pub async fn create_connection<K, P, F>(
@@ -357,6 +364,10 @@ pub(crate) async fn start_tls_transport<K, P: StreamProtocol<K>>(
 /// # Errors
 /// What `connect` reports (`NotFound`, `ConnectionRefused`, …).
 ///
+/// # Cancel safety
+/// As [`create_connection`]: dropping it closes the socket being connected, or aborts the
+/// transport already started.
+///
 /// # Panics
 /// Outside of a running loop.
 pub async fn create_unix_connection<K, P, F>(
@@ -375,6 +386,9 @@ where
 ///
 /// # Errors
 /// As [`create_unix_connection`], plus the TLS handshake's failure.
+///
+/// # Cancel safety
+/// As [`create_connection`].
 ///
 /// # Panics
 /// Outside of a running loop.
@@ -407,6 +421,10 @@ where
 /// Runs a protocol on a socket connected elsewhere (asyncio's `connect_accepted_socket`):
 /// e.g. one end of a socketpair, or a connection accepted by other code. The socket is put
 /// in non-blocking mode; the transport owns it from now on.
+///
+/// # Cancel safety
+/// Not resumable: the socket is moved in, and dropping the future before
+/// `connection_made` has run aborts the transport, which closes it.
 ///
 /// # Panics
 /// Outside of a running loop.

@@ -274,6 +274,9 @@ impl fmt::Debug for LoopContext {
 }
 
 /// The future of [`LoopContext::stopped`].
+///
+/// # Cancel safety
+/// Cancel-safe: the stop request is a flag that stays set; a later `stopped()` sees it.
 #[must_use = "futures do nothing unless awaited"]
 pub struct Stopped {
     signal: Arc<StopSignal>,

@@ -248,6 +248,10 @@ fn show(a: &SockAddr) -> String {
 /// # Errors
 /// Resolution, `bind` (e.g. `AddrInUse`, naming the address) or `listen` failures.
 ///
+/// # Cancel safety
+/// Cancel-safe: it waits only for the name lookup (which then finishes on the blocking pool
+/// and is discarded); nothing is bound until it completes.
+///
 /// # Panics
 /// Outside of a running loop.
 pub async fn create_server<K, P, F>(
@@ -295,6 +299,9 @@ use std::net::SocketAddr;
 ///
 /// # Errors
 /// `bind`/`listen` failures; `AlreadyExists` if `path` exists and is not a socket.
+///
+/// # Cancel safety
+/// Cancel-safe: it completes at its first poll (it waits for nothing).
 ///
 /// # Panics
 /// Outside of a running loop.
@@ -467,6 +474,9 @@ impl Server {
 
     /// Waits until the server is closed and all its connections are gone (asyncio 3.12's
     /// `wait_closed`).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only watches; the server is left as it is.
     pub async fn wait_closed(&self) {
         let inner = self.inner.clone();
         poll_fn(move |cx| {
@@ -481,6 +491,10 @@ impl Server {
     /// # Errors
     /// An error of kind `Other` ("server is closed") if the server was closed before, as
     /// asyncio raises `RuntimeError`.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe, on purpose: dropping it closes the server (stops listening; the
+    /// connections already accepted stay open), as cancelling asyncio's `serve_forever` does.
     pub async fn serve_forever(&self) -> io::Result<()> {
         struct CloseOnDrop(Rc<ServerInner>);
         impl Drop for CloseOnDrop {
@@ -502,6 +516,11 @@ impl Server {
     /// Graceful shutdown: stops accepting, closes the connections that have nothing left to
     /// send, lets the others finish sending and close, and aborts whatever is still open
     /// after `deadline`. Returns when every connection is gone.
+    ///
+    /// # Cancel safety
+    /// The server is closed and its connections asked to close at the first poll; dropping
+    /// the future later only skips the abort at `deadline`, so connections that never finish
+    /// sending may stay open.
     pub async fn shutdown(&self, deadline: Duration) {
         let until = crate::event_loop::deadline_after(deadline);
         self.close();

@@ -18,6 +18,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
@@ -29,6 +30,7 @@ use socket2::{SockAddr, SockRef, Socket, Type};
 
 use crate::event_loop::{Inner, current_rc, with_current};
 use crate::selector::Direction;
+use crate::transports::stream::READ_BUFFER_SIZE;
 
 use crate::sys::{self, RECV_FLAGS, SEND_FLAGS, is_would_block};
 
@@ -212,12 +214,16 @@ pub fn sock_recv<S: AsFd>(sock: &S, n: usize) -> SockRecv<'_, S> {
     SockRecv {
         sock,
         n,
-        buf: Vec::new(),
         waiter: Waiter::new(Direction::Read),
     }
 }
 
 /// The future of [`sock_recv`].
+///
+/// It holds no buffer while it waits: the `recv` goes into the loop's shared read buffer
+/// (the one the socket transports use) and the bytes that arrived are copied out into a
+/// vector of their exact size, as asyncio allocates only in the `recv` and returns `bytes`
+/// of the length received.
 ///
 /// # Cancel safety
 /// Cancel-safe: no data is taken from the socket unless the future completes.
@@ -225,7 +231,6 @@ pub fn sock_recv<S: AsFd>(sock: &S, n: usize) -> SockRecv<'_, S> {
 pub struct SockRecv<'a, S> {
     sock: &'a S,
     n: usize,
-    buf: Vec<u8>,
     waiter: Waiter,
 }
 
@@ -234,18 +239,44 @@ impl<S: AsFd> Future for SockRecv<'_, S> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if this.buf.capacity() < this.n {
-            this.buf = Vec::with_capacity(this.n);
-        }
         let sock = SockRef::from(this.sock);
-        let buf = &mut this.buf;
         let n = this.n;
+        let mut out = Vec::new();
         let r = this.waiter.poll_recv(cx, &sock, addr_of(this.sock), n, || {
-            buf.clear();
-            sys::recv_vec(&sock, buf, n, RECV_FLAGS)
+            out = recv_sized(n, |b| Ok((sock.recv_with_flags(b, RECV_FLAGS)?, ())))?.0;
+            Ok(out.len())
         });
-        r.map_ok(|_| std::mem::take(&mut this.buf))
+        r.map_ok(|_| out)
     }
+}
+
+/// A receive of up to `n` bytes into a vector of the size received (with what else `recv`
+/// returns): through the loop's shared read buffer (grown only as far as asked, to at most
+/// the transports' size), or, for a larger `n` (or the buffer in use), through a vector of
+/// capacity `n` shrunk afterwards.
+#[inline]
+fn recv_sized<T>(
+    n: usize,
+    mut recv: impl FnMut(&mut [MaybeUninit<u8>]) -> io::Result<(usize, T)>,
+) -> io::Result<(Vec<u8>, T)> {
+    let shared = with_current(|inner| {
+        if n > READ_BUFFER_SIZE {
+            return None;
+        }
+        let mut buf = inner.read_buf.try_borrow_mut().ok()?;
+        if buf.len() < n {
+            buf.resize(n, 0);
+        }
+        Some(recv(sys::as_uninit(&mut buf[..n])).map(|(k, t)| (buf[..k].to_vec(), t)))
+    })
+    .flatten();
+    if let Some(r) = shared {
+        return r;
+    }
+    let mut v = Vec::new();
+    let t = sys::recv_into_spare(&mut v, n, recv)?;
+    v.shrink_to_fit();
+    Ok((v, t))
 }
 
 // ---- sock_recv_into -----------------------------------------------------------------------
@@ -570,6 +601,9 @@ pub fn sock_recvfrom<S: RecvFrom>(sock: &S, n: usize) -> SockRecvFrom<'_, S> {
 
 /// The future of [`sock_recvfrom`].
 ///
+/// Like [`SockRecv`], it holds no buffer while it waits and returns a vector of the
+/// datagram's size.
+///
 /// # Cancel safety
 /// Cancel-safe: no datagram is taken unless the future completes.
 #[must_use = "futures do nothing unless awaited"]
@@ -590,11 +624,7 @@ impl<S: RecvFrom> Future for SockRecvFrom<'_, S> {
             cx,
             this.sock.as_fd().as_raw_fd(),
             addr_of(this.sock),
-            || {
-                let mut buf = Vec::new();
-                let addr = sys::recv_from_vec(&sock, &mut buf, n, RECV_FLAGS)?;
-                Ok((buf, addr))
-            },
+            || recv_sized(n, |b| sock.recv_from_with_flags(b, RECV_FLAGS)),
         );
         match r {
             Poll::Ready(Ok((buf, addr))) => Poll::Ready(S::convert(addr).map(|a| (buf, a))),

@@ -149,6 +149,24 @@ where
 ///   dropped at its current await point (asyncio's `CancelledError`, which in Rust is the
 ///   drop).
 /// - When the loop closes, the tasks still alive are cancelled.
+///
+/// # Cancel safety
+/// Awaiting a `Task` is cancel-safe as long as the handle is kept: dropping only the
+/// `.await` (e.g. `timeout(d, &mut task)`) leaves the task running and its output for the
+/// next await. Dropping the handle detaches the task (it runs on; its output is lost, a
+/// panic goes to the exception handler); to stop it, use [`cancel`](Task::cancel).
+///
+/// ```
+/// use std::time::Duration;
+/// tulip::run(async {
+///     let mut task = tulip::spawn(async {
+///         tulip::sleep(Duration::from_millis(20)).await;
+///         7
+///     });
+///     assert!(tulip::timeout(Duration::from_millis(1), &mut task).await.is_err());
+///     assert_eq!(task.await, 7); // it ran on, and its output was kept
+/// });
+/// ```
 #[must_use = "a Task detaches when dropped; await it, or call .detach() to say so"]
 pub struct Task<T> {
     inner: Option<async_task::FallibleTask<Output<T>>>,

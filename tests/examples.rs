@@ -546,6 +546,167 @@ fn http_hello() {
     read_response(&mut c, false).unwrap().assert_hello(false);
 }
 
+/// A client that pipelines requests and reads the responses only now and then makes
+/// `http_hello` stop answering at its high-water mark, even in the middle of a read — not
+/// after answering a whole 256 KiB read of requests, which queued ~1 MiB of responses; and
+/// every request is answered in the end. The server runs in debug mode, where each
+/// `pause_writing` prints how much it has queued.
+#[test]
+fn http_hello_obeys_flow_control() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let _watchdog = watchdog("http_hello_obeys_flow_control");
+    let mut child = example("http_hello", &["127.0.0.1:0"])
+        .env("TULIP_DEBUG", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start http_hello");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let stderr = child.stderr.take().expect("piped stderr");
+    let err_lines = thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("the listening line");
+    let port: u16 = line
+        .trim_end()
+        .strip_prefix("listening on 127.0.0.1:")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let server = Server {
+        child,
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        _stdout: stdout,
+    };
+
+    let sock = tulip::socket2::Socket::new(
+        tulip::socket2::Domain::IPV4,
+        tulip::socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    sock.set_recv_buffer_size(16 * 1024).unwrap();
+    sock.set_send_buffer_size(16 * 1024).unwrap();
+    sock.connect(&server.addr.into()).expect("cannot connect");
+    let mut conn = TcpStream::from(sock);
+    conn.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+
+    // Pipeline 2,000 requests per write until told to stop.
+    const PER_WRITE: usize = 2000;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (mut w, sent, stop) = (conn.try_clone().unwrap(), sent.clone(), stop.clone());
+        thread::spawn(move || -> io::Result<usize> {
+            let chunk = GET.repeat(PER_WRITE);
+            while !stop.load(Ordering::SeqCst) {
+                w.write_all(&chunk)?;
+                sent.fetch_add(PER_WRITE, Ordering::SeqCst);
+            }
+            Ok(sent.load(Ordering::SeqCst))
+        })
+    };
+    let stalled = || {
+        // The server stopped reading: no progress for 300 ms.
+        let mut last = usize::MAX;
+        loop {
+            thread::sleep(Duration::from_millis(300));
+            let now = sent.load(Ordering::SeqCst);
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    };
+
+    let response: &[u8] = b"HTTP/1.1 200 OK\r\nServer: tulip\r\nContent-Type: text/plain\r\n\
+        Content-Length: 13\r\n\r\nHello, World!";
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    let check = |n: usize, buf: &[u8], got: &mut usize| {
+        assert_ne!(n, 0, "EOF after {got} bytes");
+        for (i, b) in buf[..n].iter().enumerate() {
+            assert_eq!(
+                *b,
+                response[(*got + i) % response.len()],
+                "at byte {}",
+                *got + i
+            );
+        }
+        *got += n;
+    };
+    // Stall, read 1 MiB of responses (the server resumes, reads a full buffer of requests),
+    // stall again: three times.
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    stalled();
+    for _ in 0..3 {
+        let target = got + (1 << 20);
+        while got < target {
+            let n = conn.read(&mut buf).expect("reading responses");
+            check(n, &buf, &mut got);
+        }
+        stalled();
+    }
+    stop.store(true, Ordering::SeqCst);
+
+    // Read the rest: every request is answered.
+    conn.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut sender = Some(sender);
+    let mut total = None;
+    let until = std::time::Instant::now() + IO_TIMEOUT;
+    loop {
+        if sender.as_ref().is_some_and(|s| s.is_finished()) {
+            let s = sender.take().expect("checked");
+            total = Some(s.join().unwrap().expect("sending failed"));
+        }
+        if total.is_some_and(|t| got >= t * response.len()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{got} bytes of responses"
+        );
+        match conn.read(&mut buf) {
+            Ok(n) => check(n, &buf, &mut got),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading the responses: {e}"),
+        }
+    }
+    let total = total.expect("the sender finished");
+    assert_eq!(got, total * response.len(), "{total} requests");
+    drop(conn);
+    drop(server); // kills it: its stderr ends
+    let queued: Vec<usize> = err_lines
+        .join()
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("http_hello: pause_writing with ")?
+                .strip_suffix(" bytes queued")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    // (Before the fix: 443,036 and 689,578 bytes in one run.)
+    assert!(!queued.is_empty(), "pause_writing never came");
+    let most = queued.iter().copied().max().unwrap_or(0);
+    // The high-water mark (64 KiB) and the one response that crossed it.
+    assert!(
+        most <= 64 * 1024 + response.len(),
+        "http_hello queued up to {most} bytes before pausing: {queued:?}"
+    );
+}
+
 /// Reads one line (`\n` included); an error at EOF.
 fn read_line(r: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();

@@ -57,6 +57,11 @@ fn tls_server(cfg: Arc<rustls::ServerConfig>) -> ServerOptions {
     ServerOptions::new().tls(TlsOptions::server(cfg))
 }
 
+/// A server that treats a close without `close_notify` as a truncation (not the default).
+fn strict_tls_server(cfg: Arc<rustls::ServerConfig>) -> ServerOptions {
+    ServerOptions::new().tls(TlsOptions::server(cfg).require_close_notify(true))
+}
+
 fn tls_client(cfg: Arc<rustls::ClientConfig>) -> ConnectOptions {
     ConnectOptions::new().tls(TlsOptions::client(cfg).server_hostname("localhost"))
 }
@@ -252,8 +257,10 @@ async fn protocols_eof_received_true_keeps_the_tls_connection_open_for_writing()
 async fn protocols_abort_loses_at_once_and_the_peer_sees_eof_without_close_notify() {
     let _w = support::watchdog("protocols_abort", 10);
     let pki = Pki::new();
-    let (server, probes, addr) =
-        recording_server(tls_server(pki.server_config()), |p| Rec::new(p).echo()).await;
+    let (server, probes, addr) = recording_server(strict_tls_server(pki.server_config()), |p| {
+        Rec::new(p).echo()
+    })
+    .await;
     let cp = Probe::new();
     let t = connect(addr.port(), tls_client(pki.client_config()), &cp)
         .await
@@ -303,7 +310,7 @@ async fn protocols_peer_reset_is_connection_reset() {
 }
 
 #[tulip::test]
-async fn protocols_eof_without_close_notify_is_unexpected_eof() {
+async fn protocols_eof_without_close_notify_is_unexpected_eof_when_close_notify_is_required() {
     let _w = support::watchdog("protocols_truncation", 10);
     let pki = Pki::new();
     let kept = Kept::default();
@@ -317,7 +324,7 @@ async fn protocols_eof_without_close_notify_is_unexpected_eof() {
         },
         "127.0.0.1",
         0,
-        tls_server(pki.server_config()),
+        strict_tls_server(pki.server_config()),
     )
     .await
     .unwrap();
@@ -1521,7 +1528,7 @@ async fn close_ends_within_the_shutdown_timeout_when_the_peer_never_answers() {
 }
 
 #[tulip::test]
-async fn streams_see_a_truncation_as_an_unexpected_eof_error() {
+async fn streams_see_a_truncation_as_an_unexpected_eof_error_when_close_notify_is_required() {
     let _w = support::watchdog("streams_truncation", 10);
     let pki = Pki::new();
     let outcome: Outcome<Vec<u8>> = Rc::default();
@@ -1537,7 +1544,7 @@ async fn streams_see_a_truncation_as_an_unexpected_eof_error() {
         },
         "127.0.0.1",
         0,
-        tls_server(pki.server_config()),
+        strict_tls_server(pki.server_config()),
         tulip::DEFAULT_LIMIT,
     )
     .await
@@ -1572,9 +1579,12 @@ async fn server_abort_clients_ends_every_tls_connection_once() {
     let mut clients = Vec::new();
     for _ in 0..3 {
         let cp = Probe::new();
-        let t = connect(addr.port(), tls_client(pki.client_config()), &cp)
-            .await
-            .unwrap();
+        let strict = ConnectOptions::new().tls(
+            TlsOptions::client(pki.client_config())
+                .server_hostname("localhost")
+                .require_close_notify(true),
+        );
+        let t = connect(addr.port(), strict, &cp).await.unwrap();
         t.write(b"hi");
         cp.wait_bytes(2, 5.0).await;
         clients.push((t, cp));
@@ -1586,7 +1596,8 @@ async fn server_abort_clients_ends_every_tls_connection_once() {
         assert_stream_order(&sp.events());
     }
     for (_t, cp) in &clients {
-        // A TLS connection cut without close_notify is a truncation for the peer.
+        // A TLS connection cut without close_notify is a truncation for a peer that
+        // requires close_notify.
         assert_eq!(cp.wait_lost(5.0).await, Some(io::ErrorKind::UnexpectedEof));
         assert_stream_order(&cp.events());
     }

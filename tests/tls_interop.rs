@@ -633,3 +633,51 @@ async fn a_tulip_client_refuses_openssl_s_server_with_an_unknown_ca_or_the_wrong
     }
     drop(files.dir);
 }
+
+/// `openssl s_server` killed after it sent its data: the kernel closes its socket, so the
+/// connection ends without `close_notify`. A tulip stream reads to EOF and gets the data
+/// (asyncio's and Python's `ssl` default); with `require_close_notify(true)` the same end is
+/// an `UnexpectedEof` error, after the data.
+#[tulip::test]
+async fn a_tulip_stream_reads_to_eof_from_an_openssl_s_server_that_dies() {
+    let _w = support::watchdog("s_server_dies", 20);
+    if !have_openssl("a_tulip_stream_reads_to_eof_from_an_openssl_s_server_that_dies") {
+        return;
+    }
+    let pki = Pki::new();
+    let files = Files::new(&pki, &pki.ca.client_leaf("unused"), "s_server_dies");
+    for strict in [false, true] {
+        let mut srv =
+            SServer::start(&["-cert", &files.server_cert, "-key", &files.server_key]).await;
+        let opts = ConnectOptions::new().tls(
+            TlsOptions::client(pki.client_config())
+                .server_hostname("localhost")
+                .require_close_notify(strict),
+        );
+        let (mut r, w) =
+            tulip::open_connection_with("127.0.0.1", srv.port, opts, tulip::DEFAULT_LIMIT)
+                .await
+                .unwrap();
+        let stdin = srv.child.stdin.as_mut().unwrap();
+        stdin.write_all(b"last words\n").unwrap();
+        stdin.flush().unwrap();
+        if strict {
+            assert_eq!(r.readline().await.unwrap(), b"last words\n");
+            srv.child.kill().unwrap();
+            let err = r.read_to_eof().await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        } else {
+            let reader = tulip::spawn(async move { (r.read_to_eof().await, r) });
+            tulip::sleep(Duration::from_millis(300)).await; // s_server sends the line
+            srv.child.kill().unwrap();
+            let (got, r) = reader.await;
+            assert_eq!(got.unwrap(), b"last words\n");
+            assert!(r.at_eof());
+        }
+        w.close();
+        tulip::timeout(Duration::from_secs(5), w.wait_closed())
+            .await
+            .unwrap()
+            .ok();
+    }
+}

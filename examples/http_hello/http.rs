@@ -93,10 +93,27 @@ pub(crate) struct Request {
 /// else arrives. `scanned` is how much of the incomplete request was already searched for the
 /// end of its header block (0 for a new connection); it is updated for the next call.
 #[inline]
+#[allow(dead_code)] // the benchmark suite's servers; the example's protocol uses `answer_while`
 pub(crate) fn answer(
     data: &[u8],
     scanned: &mut usize,
     mut respond: impl FnMut(&'static [u8]),
+) -> Option<usize> {
+    answer_while(data, scanned, |r| {
+        respond(r);
+        true
+    })
+}
+
+/// [`answer`], where `respond` also says whether to go on: after a `false`, the requests
+/// that follow are left unanswered, and the count returned ends with the request answered
+/// last (what follows it is kept, as an incomplete request would be, and given again later).
+/// A server stops this way while its client does not read (flow control).
+#[inline]
+pub(crate) fn answer_while(
+    data: &[u8],
+    scanned: &mut usize,
+    mut respond: impl FnMut(&'static [u8]) -> bool,
 ) -> Option<usize> {
     let mut used = 0;
     while used < data.len() {
@@ -119,11 +136,14 @@ pub(crate) fn answer(
             respond(BAD_REQUEST);
             return None;
         };
-        respond(RESPONSES[req.is_head as usize][req.mode as usize]);
+        let go_on = respond(RESPONSES[req.is_head as usize][req.mode as usize]);
         if let ConnMode::Close = req.mode {
             return None;
         }
         used += end;
+        if !go_on {
+            break;
+        }
     }
     Some(used)
 }
@@ -302,6 +322,26 @@ mod tests {
         let (used, out) = answers(&data, &mut scanned);
         assert_eq!((used, out), (Some(data.len()), vec![RESPONSES[0][0]]));
         assert_eq!(scanned, 0);
+    }
+
+    #[test]
+    fn answer_while_stops_after_a_false_and_keeps_the_rest() {
+        let get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let data = get.repeat(3);
+        let mut scanned = 0;
+        let mut n = 0;
+        let used = answer_while(data.as_bytes(), &mut scanned, |_| {
+            n += 1;
+            n < 2
+        });
+        assert_eq!((used, n, scanned), (Some(2 * get.len()), 2, 0));
+        // The rest is answered when given again.
+        let rest = &data.as_bytes()[2 * get.len()..];
+        let used = answer_while(rest, &mut scanned, |_| true);
+        assert_eq!(used, Some(get.len()));
+        // A closing request closes even when told to stop.
+        let close = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        assert_eq!(answer_while(close.as_bytes(), &mut 0, |_| false), None);
     }
 
     #[test]

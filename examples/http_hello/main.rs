@@ -26,8 +26,13 @@
 //!   `Content-Length` other than 0 is answered with `400` and the connection closed (the body
 //!   is not read, so the connection could not be reused anyway).
 //! - No `Date` header, to keep every response a precomputed constant.
-//! - Flow control as in `tcp_echo_server`: a client that sends requests but does not read
-//!   the responses makes the transport call `pause_writing`, and the server stops reading.
+//! - Flow control: a client that sends requests but does not read the responses makes the
+//!   transport's buffer pass its high-water mark; the server then stops answering (even in
+//!   the middle of a read of pipelined requests), keeps the requests it has not answered,
+//!   and stops reading (`pause_writing`). At `resume_writing` it answers the kept requests
+//!   and reads again. What it queues stays near the high-water mark (64 KiB). In the loop's
+//!   debug mode (`TULIP_DEBUG=1`) each `pause_writing` prints
+//!   `http_hello: pause_writing with N bytes queued` to stderr.
 //!
 //! # How it is built
 //! `http.rs` parses the requests and picks each response, with no tulip dependency (the

@@ -5,8 +5,6 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
-use socket2::SockRef;
-
 use super::retry;
 
 /// `send`/`sendmsg` flags: never block, and a closed peer is `EPIPE`, not `SIGPIPE`
@@ -79,42 +77,27 @@ pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     retry(|| unsafe { libc::writev(fd, bufs.as_ptr().cast(), iov_len(bufs)) }).map(|n| n as usize)
 }
 
-/// `recv` into the spare capacity of `buf`, up to
-/// `max` bytes, with `flags`; extends the length by what arrived.
+/// Runs a receive call `recv` on the spare capacity of `buf` (at least `max` bytes of it)
+/// and extends the length by the count it returns (with what else it returns).
 #[inline]
-pub(crate) fn recv_vec(
-    sock: &SockRef<'_>,
+pub(crate) fn recv_into_spare<T>(
     buf: &mut Vec<u8>,
     max: usize,
-    flags: libc::c_int,
-) -> io::Result<usize> {
+    recv: impl FnOnce(&mut [MaybeUninit<u8>]) -> io::Result<(usize, T)>,
+) -> io::Result<T> {
     if buf.capacity() - buf.len() < max {
         buf.reserve(max);
     }
     let spare: &mut [MaybeUninit<u8>] = &mut buf.spare_capacity_mut()[..max];
-    let n = sock.recv_with_flags(spare, flags)?;
-    // SAFETY: `recv` initialised the first `n` bytes of the spare capacity.
+    let (n, t) = recv(spare)?;
+    assert!(
+        n <= max,
+        "a receive call reported more bytes than it was given room for"
+    );
+    // SAFETY: the receive call initialised the first `n` (≤ `max`) bytes of the spare
+    // capacity, as it reported.
     unsafe { buf.set_len(buf.len() + n) };
-    Ok(n)
-}
-
-/// `recvfrom` into the spare capacity of `buf`, up to `max` bytes, with `flags`; extends the
-/// length by what arrived and returns the sender's address.
-#[inline]
-pub(crate) fn recv_from_vec(
-    sock: &SockRef<'_>,
-    buf: &mut Vec<u8>,
-    max: usize,
-    flags: libc::c_int,
-) -> io::Result<socket2::SockAddr> {
-    if buf.capacity() - buf.len() < max {
-        buf.reserve(max);
-    }
-    let spare: &mut [MaybeUninit<u8>] = &mut buf.spare_capacity_mut()[..max];
-    let (n, addr) = sock.recv_from_with_flags(spare, flags)?;
-    // SAFETY: `recvfrom` initialised the first `n` bytes of the spare capacity.
-    unsafe { buf.set_len(buf.len() + n) };
-    Ok(addr)
+    Ok(t)
 }
 
 /// An initialised byte slice seen as possibly-uninitialised memory, for socket2's receive

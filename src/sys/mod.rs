@@ -14,8 +14,7 @@ mod socket;
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
 #[allow(unused_imports)] // read, write, writev: the pipe transports' raw I/O
 pub(crate) use io::{
-    RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_from_vec, recv_vec, send, sendmsg, write,
-    writev,
+    RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };
 pub(crate) use socket::{
     AcceptError, accept, accept_error, connect_in_progress, is_connected_already, is_nonblocking,

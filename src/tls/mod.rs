@@ -71,6 +71,7 @@ pub struct TlsOptions {
     pub(crate) server_hostname: Option<String>,
     pub(crate) handshake_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) require_close_notify: bool,
 }
 
 impl TlsOptions {
@@ -90,6 +91,7 @@ impl TlsOptions {
             server_hostname: None,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             shutdown_timeout: SHUTDOWN_TIMEOUT,
+            require_close_notify: false,
         }
     }
 
@@ -111,6 +113,22 @@ impl TlsOptions {
     /// 30 s) before it is aborted.
     pub fn shutdown_timeout(mut self, d: Duration) -> TlsOptions {
         self.shutdown_timeout = d;
+        self
+    }
+
+    /// Whether a peer that closes TCP after the handshake without sending TLS `close_notify`
+    /// is an error (default `false`).
+    ///
+    /// By default such a close is an end of file, as in asyncio and Python's `ssl`
+    /// (`suppress_ragged_eofs=True`): the protocol gets `eof_received`, then
+    /// `connection_lost(None)`, and a stream's `read_to_eof` returns the data. Many peers
+    /// (HTTP servers, `openssl s_server`) close that way. A protocol whose messages carry no
+    /// length of their own, and so could not tell a truncated message from a whole one,
+    /// sets this: the protocol gets no `eof_received` and `connection_lost` gets an
+    /// `UnexpectedEof` error. In both modes every byte received before the close has been
+    /// delivered first.
+    pub fn require_close_notify(mut self, yes: bool) -> TlsOptions {
+        self.require_close_notify = yes;
         self
     }
 }
@@ -208,6 +226,11 @@ pub(crate) fn wrap(
 /// # Errors
 /// The handshake's failure (an `InvalidData` error carrying a [`TlsError`]), or its
 /// timeout (`TimedOut`).
+///
+/// # Cancel safety
+/// Not cancel-safe: the connection belongs to the TLS layer from the first poll. Dropping
+/// the future before the handshake completes closes `transport` (as asyncio's `start_tls`
+/// does when cancelled); so does a failed handshake.
 pub async fn start_tls(
     transport: &Transport,
     options: TlsOptions,
@@ -223,7 +246,21 @@ pub async fn start_tls(
         .map(|a| a.ip().to_string());
     let w = wrap(&lp, user, options, Role::Upgrade(default_name.as_deref()))?;
     transport.inner.set_protocol(w.protocol);
+    let mut guard = CloseOnDrop(Some(transport));
     w.transport.start(transport, already_received);
     w.handshake.await?;
+    guard.0 = None;
     Ok(w.transport.handle())
+}
+
+/// Closes the transport unless defused: a `start_tls` dropped (or failed) before its
+/// handshake completed leaves no connection half-upgraded.
+struct CloseOnDrop<'a>(Option<&'a Transport>);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.close();
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::io::{self, BufRead};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::state::{AppState, TlsState, set_app, set_tls};
 use super::tls_io_error;
@@ -11,6 +12,9 @@ use super::transport::TlsTransport;
 use crate::protocols::Protocol;
 use crate::transports::core::Core;
 use crate::transports::{Transport, TransportImpl};
+
+/// Whether the "`eof_received` returned true" warning was logged in this process.
+static KEEP_OPEN_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// The raw transport's protocol: the TLS transport seen from below.
 pub(crate) struct TlsProtocol(pub(crate) Rc<TlsTransport>);
@@ -25,16 +29,8 @@ impl Protocol for TlsProtocol {
     }
 
     fn eof_received(&mut self) -> bool {
-        let t = &self.0;
-        if !t.close_notify_seen.get() && !t.core.is_closing() && t.handshake_done() {
-            let mut e = t.error.borrow_mut();
-            if e.is_none() {
-                *e = Some(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the peer closed the connection without sending TLS close_notify",
-                ));
-            }
-        }
+        self.0.raw_eof();
+        // The raw transport closes itself (after sending what it holds).
         false
     }
 
@@ -173,12 +169,54 @@ impl TlsTransport {
                 raw.close();
             }
         } else if self.app.get() == AppState::ConMade {
-            // The peer's close_notify: EOF for the user's protocol.
-            set_app(&self.app, AppState::Eof);
-            let keep_open = self.core.call(|p| p.eof_received()).unwrap_or(false);
-            if !keep_open {
-                TransportImpl::close(self);
+            // The peer's close_notify: EOF for the user's protocol, and our close_notify.
+            self.call_eof_received();
+            TransportImpl::close(self);
+        }
+    }
+
+    /// The user's protocol hears EOF (asyncio's `_call_eof_received`). TLS has no
+    /// half-close, so the connection closes whatever `eof_received` answers; a `true` is
+    /// logged, once per process, as asyncio warns.
+    fn call_eof_received(&self) {
+        set_app(&self.app, AppState::Eof);
+        let keep_open = self.core.call(|p| p.eof_received()).unwrap_or(false);
+        if keep_open && !KEEP_OPEN_WARNED.swap(true, Ordering::Relaxed) {
+            log::warn!("returning true from eof_received() has no effect when using TLS");
+        }
+    }
+
+    /// The raw transport read the end of TCP.
+    fn raw_eof(&self) {
+        if self.close_notify_seen.get() || self.core.is_closing() || !self.handshake_done() {
+            // An EOF already delivered; the end of our own shutdown; or a handshake cut
+            // short (its error comes from `raw_lost`).
+            return;
+        }
+        if self.opts.require_close_notify {
+            let mut e = self.error.borrow_mut();
+            if e.is_none() {
+                *e = Some(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection without sending TLS close_notify",
+                ));
             }
+            return;
+        }
+        // A close without close_notify is an EOF (Python's `suppress_ragged_eofs`). Every
+        // record read before it has been decrypted and delivered (or is kept in
+        // `pending_in`, but then reading is paused and the raw EOF cannot be seen yet).
+        if self.app.get() == AppState::ConMade {
+            self.call_eof_received();
+        }
+        if self.core.begin_closing() {
+            // The peer may still read: end our side cleanly too.
+            if self.state.get() == TlsState::Wrapped {
+                set_tls(&self.state, TlsState::Flushing);
+                set_tls(&self.state, TlsState::Shutdown);
+            }
+            self.conn.borrow_mut().send_close_notify();
+            self.flush();
         }
     }
 

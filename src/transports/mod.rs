@@ -219,6 +219,9 @@ impl Transport {
     ///
     /// # Errors
     /// `ConnectionReset` if the connection was lost.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only waits; the buffered data is sent either way.
     pub async fn drain(&self) -> io::Result<()> {
         std::future::poll_fn(|cx| self.inner.poll_drain(cx)).await
     }
