@@ -153,8 +153,9 @@ impl ProtoObj for StreamProto {
     fn eof_received(&mut self) -> bool {
         self.state.eof.set(true);
         self.wake_reader();
-        // Keep the write side open, as asyncio does for plain sockets.
-        true
+        // Keep the write side open, as asyncio does for plain sockets; over TLS there is no
+        // half-close, and asyncio's StreamReaderProtocol answers false there.
+        !self.state.over_tls()
     }
 
     fn connection_lost(&mut self, exc: Option<io::Error>) {

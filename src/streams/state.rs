@@ -114,6 +114,12 @@ impl StreamState {
         self.transport.borrow().clone()
     }
 
+    /// Whether the stream runs over TLS (its transport answers `"sslcontext"`).
+    pub(crate) fn over_tls(&self) -> bool {
+        self.transport()
+            .is_some_and(|t| t.get_extra_info("sslcontext").is_some())
+    }
+
     /// Stops the transport's reading: more than 2 × limit bytes wait unread.
     pub(crate) fn pause_if_full(&self, buffered: usize) {
         if !self.read_paused.get() && buffered > 2 * self.limit {
