@@ -21,7 +21,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::flow::Flow;
-use super::proto::{ProtoObj, ProtoRc, call_protocol, report_panic};
+use super::proto::{ProtoCell, ProtoObj, call_protocol, report_panic};
 use crate::event_loop::EventLoop;
 use crate::selector::{Direction, IoCallback};
 
@@ -45,8 +45,44 @@ pub(crate) enum Life {
     Closed,
 }
 
+/// What the core calls on a protocol, whatever kind of transport holds it: a stream
+/// protocol (`dyn ProtoObj`) or a datagram protocol.
+pub(crate) trait CoreProto {
+    /// The transport handle `connection_made` hands the protocol.
+    type Handle;
+    fn connection_made(&mut self, t: &Self::Handle);
+    fn connection_lost(&mut self, exc: Option<io::Error>);
+    fn pause_writing(&mut self);
+    fn resume_writing(&mut self);
+}
+
+impl CoreProto for dyn ProtoObj {
+    type Handle = super::Transport;
+    #[inline]
+    fn connection_made(&mut self, t: &super::Transport) {
+        ProtoObj::connection_made(self, t);
+    }
+    #[inline]
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        ProtoObj::connection_lost(self, exc);
+    }
+    #[inline]
+    fn pause_writing(&mut self) {
+        ProtoObj::pause_writing(self);
+    }
+    #[inline]
+    fn resume_writing(&mut self) {
+        ProtoObj::resume_writing(self);
+    }
+}
+
+/// A protocol in its cell, as the core of `H` holds it.
+pub(crate) type HostProto<H> = Rc<ProtoCell<<H as Host>::Proto>>;
+
 /// What the core needs from the transport that embeds it.
 pub(crate) trait Host: Sized + 'static {
+    /// The kind of protocol the transport drives.
+    type Proto: ?Sized + CoreProto + 'static;
     /// The embedded core.
     fn core(&self) -> &Core<Self>;
     /// Fails the connection at once (asyncio's `_force_close`): a protocol callback panicked.
@@ -57,10 +93,10 @@ pub(crate) trait Host: Sized + 'static {
 }
 
 /// Lifecycle, protocol calls and flow delivery of one transport (see the module docs).
-pub(crate) struct Core<H> {
+pub(crate) struct Core<H: Host> {
     pub(crate) lp: EventLoop,
     this: Weak<H>,
-    protocol: RefCell<Option<ProtoRc>>,
+    protocol: RefCell<Option<HostProto<H>>>,
     /// Write-side water marks and pause state.
     pub(crate) flow: Flow,
     life: Cell<Life>,
@@ -78,7 +114,7 @@ pub(crate) struct Core<H> {
 
 impl<H: Host> Core<H> {
     /// A core for the transport `this`, owning `protocol`.
-    pub(crate) fn new(lp: &EventLoop, this: &Weak<H>, protocol: Option<ProtoRc>) -> Core<H> {
+    pub(crate) fn new(lp: &EventLoop, this: &Weak<H>, protocol: Option<HostProto<H>>) -> Core<H> {
         Core {
             lp: lp.clone(),
             this: this.clone(),
@@ -157,18 +193,18 @@ impl<H: Host> Core<H> {
 
     /// The current protocol.
     #[inline]
-    pub(crate) fn protocol(&self) -> Option<ProtoRc> {
+    pub(crate) fn protocol(&self) -> Option<HostProto<H>> {
         self.protocol.borrow().clone()
     }
 
     /// Hands the connection to `p`; the old protocol is dropped after the cell is released.
-    pub(crate) fn set_protocol(&self, p: ProtoRc) {
+    pub(crate) fn set_protocol(&self, p: HostProto<H>) {
         let old = self.protocol.replace(Some(p));
         drop(old);
     }
 
     /// Delivers `connection_made` (once).
-    pub(crate) fn connection_made(&self, t: &super::Transport) {
+    pub(crate) fn connection_made(&self, t: &<H::Proto as CoreProto>::Handle) {
         self.connected.set(true);
         self.call(|p| p.connection_made(t));
     }
@@ -177,7 +213,7 @@ impl<H: Host> Core<H> {
     /// delivers a flow-control change that fell due meanwhile. `None` if there is no
     /// protocol, it is busy in another of its callbacks, or it panicked.
     #[inline]
-    pub(crate) fn call<R>(&self, f: impl FnOnce(&mut dyn ProtoObj) -> R) -> Option<R> {
+    pub(crate) fn call<R>(&self, f: impl FnOnce(&mut H::Proto) -> R) -> Option<R> {
         let p = self.protocol()?;
         match call_protocol(&p, f) {
             Ok(v) => {

@@ -70,9 +70,9 @@ pub(crate) type ProtoRc = Rc<ProtoCell<dyn ProtoObj>>;
 
 /// Calls a protocol with a panic caught: `Ok(None)` if it is busy in another of its
 /// callbacks, `Err(payload)` if it panicked (see [`report_panic`]).
-pub(crate) fn call_protocol<R>(
-    p: &ProtoRc,
-    f: impl FnOnce(&mut dyn ProtoObj) -> R,
+pub(crate) fn call_protocol<T: ?Sized, R>(
+    p: &Rc<ProtoCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
 ) -> Result<Option<R>, Box<dyn Any + Send>> {
     match p.cell.try_borrow_mut() {
         Ok(mut g) => catch_unwind(AssertUnwindSafe(|| f(&mut *g))).map(Some),
