@@ -87,6 +87,7 @@
 //! [`PerCore`] for settings and a [`LoopGroup`] that can be stopped. `examples/echo_per_core.rs`
 //! is a complete server.
 
+mod datagram;
 mod error;
 mod event_loop;
 mod future;
@@ -104,6 +105,7 @@ mod time;
 pub mod tls;
 mod transports;
 
+pub use datagram::{DatagramOptions, create_datagram_endpoint};
 pub use error::{Cancelled, TimeoutError, is_cancelled};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
@@ -115,7 +117,7 @@ pub use net::{
     create_unix_connection, create_unix_connection_with,
 };
 pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
-pub use protocols::{BufferedProtocol, Protocol};
+pub use protocols::{BufferedProtocol, DatagramProtocol, Protocol};
 pub use server::{Server, ServerOptions, create_server, create_unix_server};
 pub use sock::{
     Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvInto, SockSendTo,
@@ -131,6 +133,7 @@ pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
 pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
 #[cfg(feature = "tls")]
 pub use tls::{TlsOptions, start_tls};
+pub use transports::datagram::DatagramTransport;
 pub use transports::{ExtraInfo, ExtraObject, ProtocolRef, StreamProtocol, Transport, kind};
 
 #[cfg(feature = "macros")]

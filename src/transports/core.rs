@@ -165,6 +165,7 @@ impl<H: Host> Core<H> {
     /// `Open | Closing → Lost` with no `connection_lost` scheduled: for a transport whose
     /// loss is reported by the layer under it (TLS, by its raw transport). False if it was
     /// lost already.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // only TLS has a layer under it
     pub(crate) fn set_lost(&self) -> bool {
         if self.is_lost() {
             return false;
@@ -175,6 +176,7 @@ impl<H: Host> Core<H> {
 
     /// The protocol counts as connected without a `connection_made` from this transport
     /// (it had one from the transport it was on before: `start_tls`).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // only `start_tls` hands over
     pub(crate) fn set_connected(&self) {
         self.connected.set(true);
     }

@@ -76,6 +76,7 @@ impl Flow {
 
     /// The layer under the transport decided (a TLS transport follows its raw transport's
     /// `pause_writing` / `resume_writing`): whether that changed anything.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // only TLS has a layer under it
     pub(crate) fn force(&self, paused: bool) -> bool {
         self.paused.replace(paused) != paused
     }

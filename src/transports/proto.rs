@@ -264,8 +264,15 @@ impl<P: BufferedProtocol> StreamProtocol<kind::Buffered> for P {
 /// Access goes through closures, so no borrow can be held across an `await` while the
 /// transport needs the protocol.
 pub struct ProtocolRef<P> {
-    obj: ProtoRc,
+    obj: AnyProto,
     _p: PhantomData<Rc<RefCell<P>>>,
+}
+
+/// A protocol of any kind in its cell.
+#[derive(Clone)]
+enum AnyProto {
+    Stream(ProtoRc),
+    Datagram(super::datagram::DgramRc),
 }
 
 impl<P> Clone for ProtocolRef<P> {
@@ -280,7 +287,15 @@ impl<P> Clone for ProtocolRef<P> {
 impl<P: 'static> ProtocolRef<P> {
     pub(crate) fn new(obj: ProtoRc) -> ProtocolRef<P> {
         ProtocolRef {
-            obj,
+            obj: AnyProto::Stream(obj),
+            _p: PhantomData,
+        }
+    }
+
+    /// The handle to a datagram protocol.
+    pub(crate) fn new_datagram(obj: super::datagram::DgramRc) -> ProtocolRef<P> {
+        ProtocolRef {
+            obj: AnyProto::Datagram(obj),
             _p: PhantomData,
         }
     }
@@ -293,9 +308,16 @@ impl<P: 'static> ProtocolRef<P> {
     /// Runs `f` on the protocol; `None` if the protocol is busy in one of its own callbacks
     /// (calling this from inside the protocol itself).
     pub fn try_with<R>(&self, f: impl FnOnce(&mut P) -> R) -> Option<R> {
-        let mut g = self.obj.cell.try_borrow_mut().ok()?;
-        let p = g.as_any().downcast_mut::<P>()?;
-        Some(f(p))
+        match &self.obj {
+            AnyProto::Stream(obj) => {
+                let mut g = obj.cell.try_borrow_mut().ok()?;
+                Some(f(g.as_any().downcast_mut::<P>()?))
+            }
+            AnyProto::Datagram(obj) => {
+                let mut g = obj.cell.try_borrow_mut().ok()?;
+                Some(f(g.as_any().downcast_mut::<P>()?))
+            }
+        }
     }
 
     /// Runs `f` on the protocol.
