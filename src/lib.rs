@@ -120,9 +120,9 @@ pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
 pub use protocols::{BufferedProtocol, DatagramProtocol, Protocol};
 pub use server::{Server, ServerOptions, create_server, create_unix_server};
 pub use sock::{
-    Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvInto, SockSendTo,
-    SockSendall, sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_sendall,
-    sock_sendto,
+    Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvFromInto,
+    SockRecvInto, SockSendTo, SockSendall, sock_accept, sock_connect, sock_recv, sock_recv_into,
+    sock_recvfrom, sock_recvfrom_into, sock_sendall, sock_sendto,
 };
 pub use streams::{
     DEFAULT_LIMIT, HandlerResult, IncompleteRead, LimitOverrun, StreamReader, StreamWriter,

@@ -853,3 +853,39 @@ fn a_panic_in_any_callback_aborts_the_endpoint_and_connection_lost_runs_once() {
         lp.close();
     }
 }
+
+// ---- sock_recvfrom_into ---------------------------------------------------------------------
+
+#[tulip::test]
+async fn sock_recvfrom_into_fills_the_callers_buffer() -> io::Result<()> {
+    let _w = support::watchdog("sock_recvfrom_into", 10);
+    let a = UdpSocket::bind("127.0.0.1:0")?;
+    let b = UdpSocket::bind("127.0.0.1:0")?;
+    a.set_nonblocking(true)?;
+    b.set_nonblocking(true)?;
+    let (aa, ba) = (a.local_addr()?, b.local_addr()?);
+    let rx = tulip::spawn(async move {
+        let mut buf = [0u8; 4];
+        // Waits: nothing has been sent yet. A longer datagram is truncated to the buffer.
+        let (n, from) = tulip::sock_recvfrom_into(&b, &mut buf).await?;
+        io::Result::Ok((buf, n, from))
+    });
+    tulip::yield_now().await;
+    tulip::sock_sendto(&a, b"datagram", ba).await?;
+    assert_eq!(rx.await?, (*b"data", 4, aa));
+    // Unix datagram sockets answer with a socket2 address; an empty datagram is 0 bytes.
+    let (x, y) = UnixDatagram::pair()?;
+    y.set_nonblocking(true)?;
+    x.send(b"")?;
+    x.send(b"u")?;
+    let mut buf = [9u8; 8];
+    let (n, _addr) = tulip::sock_recvfrom_into(&y, &mut buf).await?;
+    assert_eq!(n, 0);
+    let (n, _addr) = tulip::sock_recvfrom_into(&y, &mut buf[..2]).await?;
+    assert_eq!((n, buf[0]), (1, b'u'));
+    // A socket in blocking mode is refused, as for every sock_* operation.
+    let u = UdpSocket::bind("127.0.0.1:0")?;
+    let err = tulip::sock_recvfrom_into(&u, &mut buf).await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    Ok(())
+}
