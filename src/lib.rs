@@ -58,6 +58,9 @@
 //! | `loop.create_server` → `Server` | [`create_server`] → [`Server`] |
 //! | `loop.create_unix_connection` / `create_unix_server` | [`create_unix_connection`], [`create_unix_server`] |
 //! | `loop.connect_accepted_socket` | [`connect_accepted_socket`] |
+//! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`] → [`DatagramTransport`] |
+//! | `asyncio.DatagramProtocol` | [`DatagramProtocol`] |
+//! | `loop.sock_recvfrom_into` | [`sock_recvfrom_into`] |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
@@ -77,8 +80,9 @@
 //!   `polling`), which is how CI runs the whole test suite on both backends.
 //!
 //! What only Linux has: CPU pinning in [`PerCore`] (elsewhere the loops run unpinned),
-//! `accept4` (elsewhere `accept` + `fcntl` do the same job), and the eventfd notifier of the
-//! epoll backend. Apple systems have no `MSG_NOSIGNAL`: sockets get `SO_NOSIGPIPE` there.
+//! `accept4` (elsewhere `accept` + `fcntl` do the same job), `recvmmsg` / `sendmmsg` for
+//! datagram endpoints (elsewhere loops of `recvfrom` / `sendto`), and the eventfd notifier of
+//! the epoll backend. Apple systems have no `MSG_NOSIGNAL`: sockets get `SO_NOSIGPIPE` there.
 //!
 //! ## One loop per core
 //! A loop is single-threaded. To use every core, run one loop per thread, each with its own
