@@ -6,6 +6,7 @@
 //! nothing is allocated per datagram.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 
 use socket2::{SockAddr, SockAddrStorage};
@@ -25,24 +26,41 @@ pub(crate) struct RecvBatch {
     hdrs: [libc::mmsghdr; BATCH],
     #[cfg(target_os = "linux")]
     iovs: [libc::iovec; BATCH],
+    /// Where this batch was, and the buffer (address, length) and slot size, when the
+    /// headers were pointed at them: they are set up again only when one of these changes.
+    #[cfg(target_os = "linux")]
+    prepared: (usize, usize, usize, usize),
 }
 
 impl RecvBatch {
-    /// An empty batch (boxed: it is a few KiB).
+    /// An empty batch (boxed: it is a few KiB, and the headers point into it).
     pub(crate) fn new() -> Box<RecvBatch> {
-        // SAFETY: every field is plain C data (integers, `sockaddr_storage`, and the
-        // `mmsghdr` / `iovec` whose null pointers are set before each use): all-zero is valid.
+        // SAFETY: every field is plain C data (integers, `sockaddr_storage`, the `mmsghdr` /
+        // `iovec` whose null pointers are set before use, and a tuple of `usize`): all-zero
+        // is valid.
         Box::new(unsafe { std::mem::zeroed() })
     }
 
     /// The sender of datagram `i` of the last [`recv`](RecvBatch::recv).
+    #[inline]
     pub(crate) fn addr(&self, i: usize) -> SockAddr {
-        let mut storage = SockAddrStorage::zeroed();
-        // SAFETY: `sockaddr_storage` is one of this platform's `sockaddr_*` types, and
-        // `SockAddrStorage` is a transparent wrapper of it.
-        unsafe { *storage.view_as::<libc::sockaddr_storage>() = self.names[i] };
+        const {
+            assert!(size_of::<SockAddrStorage>() == size_of::<libc::sockaddr_storage>());
+        }
+        let mut storage = MaybeUninit::<SockAddrStorage>::uninit();
+        // SAFETY: `SockAddrStorage` is plain data of the size of a `sockaddr_storage` (the
+        // wrapper socket2 documents as transparent over it): copying all of `names[i]` into
+        // it initialises it — without zeroing it first, which costs a `memset` per datagram.
+        let storage = unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::from_ref(&self.names[i]).cast::<u8>(),
+                storage.as_mut_ptr().cast::<u8>(),
+                size_of::<libc::sockaddr_storage>(),
+            );
+            storage.assume_init()
+        };
         // SAFETY: the kernel wrote a valid address of `namelens[i]` bytes (at most the
-        // storage's size) into `names[i]`; the rest is zero.
+        // storage's size) into `names[i]`.
         unsafe { SockAddr::new(storage, self.namelens[i]) }
     }
 
@@ -65,31 +83,46 @@ impl RecvBatch {
     ) -> io::Result<usize> {
         let n = max.min(BATCH).min(buf.len() / slot.max(1)).max(1);
         let base = buf.as_mut_ptr();
-        for i in 0..n {
-            let len = slot.min(buf.len() - i * slot);
-            self.iovs[i] = libc::iovec {
-                // SAFETY: `i * slot` is within `buf` (`n * slot <= buf.len()`, or `n == 1`).
-                iov_base: unsafe { base.add(i * slot) }.cast(),
-                iov_len: len,
-            };
-            let h = &mut self.hdrs[i].msg_hdr;
-            h.msg_name = std::ptr::from_mut(&mut self.names[i]).cast();
-            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut self.iovs[i];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
+        let key = (
+            std::ptr::from_ref(self) as usize,
+            base as usize,
+            buf.len(),
+            slot,
+        );
+        if self.prepared != key {
+            // Point the headers at the slots and the name buffers once, not per call: only
+            // `msg_namelen` is changed by the kernel (reset below after each use).
+            for i in 0..BATCH.min(buf.len() / slot.max(1)).max(1) {
+                let len = slot.min(buf.len() - i * slot);
+                self.iovs[i] = libc::iovec {
+                    // SAFETY: `i * slot` is within `buf` (at most `buf.len() / slot` slots,
+                    // or the one slot at its start).
+                    iov_base: unsafe { base.add(i * slot) }.cast(),
+                    iov_len: len,
+                };
+                let h = &mut self.hdrs[i].msg_hdr;
+                h.msg_name = std::ptr::from_mut(&mut self.names[i]).cast();
+                h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_iov = &mut self.iovs[i];
+                h.msg_iovlen = 1;
+                h.msg_control = std::ptr::null_mut();
+                h.msg_controllen = 0;
+            }
+            self.prepared = key;
         }
         let hdrs = self.hdrs.as_mut_ptr();
-        // SAFETY: `hdrs[..n]` point at `n` disjoint pieces of `buf` and at `names[..n]`, all
-        // borrowed mutably for the call; the kernel writes at most their lengths.
+        // SAFETY: `hdrs[..n]` point at `n` disjoint slots of `buf` (its address and length
+        // are those they were prepared for, and it is borrowed mutably for the call) and at
+        // `names[..n]` of this batch, which has not moved since (its address is in the key);
+        // the kernel writes at most their lengths.
         let got = retry(|| unsafe {
             libc::recvmmsg(fd, hdrs, n as libc::c_uint, 0, std::ptr::null_mut())
         })? as usize;
         for i in 0..got {
-            self.lens[i] = self.hdrs[i].msg_len as usize;
-            self.namelens[i] = self.hdrs[i].msg_hdr.msg_namelen;
+            let h = &mut self.hdrs[i];
+            self.lens[i] = h.msg_len as usize;
+            self.namelens[i] = h.msg_hdr.msg_namelen;
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
         Ok(got)
     }
