@@ -115,9 +115,19 @@ impl RecvBatch {
         // are those they were prepared for, and it is borrowed mutably for the call) and at
         // `names[..n]` of this batch, which has not moved since (its address is in the key);
         // the kernel writes at most their lengths.
-        let got = retry(|| unsafe {
+        let r = retry(|| unsafe {
             libc::recvmmsg(fd, hdrs, n as libc::c_uint, 0, std::ptr::null_mut())
-        })? as usize;
+        });
+        let got = match r {
+            Ok(got) => got as usize,
+            Err(e) => {
+                // Nothing was received; leave every header as prepared all the same.
+                for h in &mut self.hdrs[..n] {
+                    h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                }
+                return Err(e);
+            }
+        };
         for i in 0..got {
             let h = &mut self.hdrs[i];
             self.lens[i] = h.msg_len as usize;
