@@ -904,3 +904,108 @@ async fn sock_recvfrom_into_fills_the_callers_buffer() -> io::Result<()> {
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     Ok(())
 }
+
+// ---- a flood into a protocol that respects pause_writing -----------------------------------
+
+/// Forwards every datagram to `to` while writing is not paused; drops it while paused.
+struct Forward {
+    t: Option<DatagramTransport>,
+    to: SockAddr,
+    paused: bool,
+    received: usize,
+    dropped: usize,
+    pauses: usize,
+    max_queued: usize,
+}
+
+impl DatagramProtocol for Forward {
+    fn connection_made(&mut self, t: &DatagramTransport) {
+        t.set_write_buffer_limits(Some(16 * 1024), Some(4 * 1024))
+            .unwrap();
+        self.t = Some(t.clone());
+    }
+    fn datagram_received(&mut self, data: &[u8], _addr: &SockAddr) {
+        self.received += 1;
+        if self.paused {
+            self.dropped += 1;
+            return;
+        }
+        let t = self.t.as_ref().unwrap();
+        t.sendto(data, Some(&self.to)).unwrap();
+        self.max_queued = self.max_queued.max(t.get_write_buffer_size());
+    }
+    fn pause_writing(&mut self) {
+        self.paused = true;
+        self.pauses += 1;
+    }
+    fn resume_writing(&mut self) {
+        self.paused = false;
+    }
+}
+
+#[tulip::test]
+async fn a_flood_into_a_protocol_that_pauses_writing_keeps_the_queue_bounded() {
+    let _w = support::watchdog("dgram_flood_pause", 30);
+    let dir = temp_dir("flood");
+    let (spath, bpath) = (dir.join("server.sock"), dir.join("slow.sock"));
+    // The forwarding target reads nothing until the end: the server's sends back up.
+    let slow = UnixDatagram::bind(&bpath).unwrap();
+    let (t, p) = tulip::create_datagram_endpoint(
+        || Forward {
+            t: None,
+            to: SockAddr::unix(&bpath).unwrap(),
+            paused: false,
+            received: 0,
+            dropped: 0,
+            pauses: 0,
+            max_queued: 0,
+        },
+        DatagramOptions::new().local_path(&spath),
+    )
+    .await
+    .unwrap();
+    const N: usize = 5000;
+    const SIZE: usize = 1000;
+    let sender = {
+        let spath = spath.clone();
+        std::thread::spawn(move || {
+            let a = UnixDatagram::unbound().unwrap();
+            for i in 0..N {
+                a.send_to(&[i as u8; SIZE], &spath).unwrap(); // blocks while the server is behind
+            }
+        })
+    };
+    assert!(
+        until(20.0, || p.with(|p| p.received) == N).await,
+        "received {}",
+        p.with(|p| p.received)
+    );
+    sender.join().unwrap();
+    let (pauses, dropped, max_queued) = p.with(|p| (p.pauses, p.dropped, p.max_queued));
+    assert!(pauses >= 1, "the queue went over the high-water mark");
+    assert!(dropped > 0, "datagrams were dropped while paused");
+    assert!(
+        max_queued <= 16 * 1024 + SIZE + 8,
+        "the queue stayed under high + one datagram: {max_queued}"
+    );
+    assert!(t.get_write_buffer_size() <= 16 * 1024 + SIZE + 8);
+    // The target reads: the queue drains, writing resumes.
+    let mut forwarded = 0;
+    assert!(
+        until(10.0, || {
+            forwarded += drain_peer(&slow).len();
+            t.get_write_buffer_size() == 0
+        })
+        .await
+    );
+    assert!(!p.with(|p| p.paused), "resumed");
+    tulip::sleep(Duration::from_millis(5)).await;
+    forwarded += drain_peer(&slow).len();
+    assert_eq!(
+        forwarded + dropped,
+        N,
+        "each datagram forwarded or dropped, none lost"
+    );
+    t.close();
+    std::fs::remove_dir_all(&dir).ok();
+}
