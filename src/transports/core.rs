@@ -295,6 +295,21 @@ impl<H: Host> Core<H> {
         }
     }
 
+    /// Delivers a due flow-control change to `p`, the protocol the caller holds already: a
+    /// transport that calls its protocol several times under one borrow (a batch of
+    /// datagrams) tells it between two calls, as it would right after a callback.
+    #[inline]
+    pub(crate) fn deliver_flow_held(&self, p: &mut H::Proto) {
+        while let Some(pause) = self.flow.next_delivery() {
+            if pause {
+                p.pause_writing();
+            } else {
+                self.wake_drainers();
+                p.resume_writing();
+            }
+        }
+    }
+
     fn schedule_flow(&self) {
         if self.flow_scheduled.replace(true) || self.lp.is_closed() {
             return;

@@ -233,7 +233,7 @@ impl Endpoint {
     #[inline]
     fn receive(
         &self,
-        g: &mut dyn DgramObj,
+        g: &mut (dyn DgramObj + 'static),
         buf: &mut [u8],
         batch: &mut RecvBatch,
     ) -> io::Result<()> {
@@ -241,6 +241,10 @@ impl Endpoint {
         for i in 0..n {
             let addr = batch.addr(i);
             g.datagram_received(&buf[i * self.slot..][..batch.len(i)], &addr);
+            if !self.core.flow.in_sync() {
+                // It sent past the high-water mark: it hears so before the next datagram.
+                self.core.deliver_flow_held(g);
+            }
             if self.core.is_closing() {
                 break; // closed from the callback: asyncio would not read the rest
             }
@@ -252,7 +256,7 @@ impl Endpoint {
     #[inline(never)]
     fn receive_own_buffers(
         &self,
-        g: &mut dyn DgramObj,
+        g: &mut (dyn DgramObj + 'static),
     ) -> Result<io::Result<()>, Box<dyn Any + Send>> {
         let mut buf = vec![0u8; self.slot];
         let mut batch = RecvBatch::new();
