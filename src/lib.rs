@@ -72,6 +72,9 @@
 //! | `loop.create_server` → `Server` | [`create_server`] → [`Server`] |
 //! | `loop.create_unix_connection` / `create_unix_server` | [`create_unix_connection`], [`create_unix_server`] |
 //! | `loop.connect_accepted_socket` | [`connect_accepted_socket`] |
+//! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`] → [`DatagramTransport`] |
+//! | `asyncio.DatagramProtocol` | [`DatagramProtocol`] |
+//! | `loop.sock_recvfrom_into` | [`sock_recvfrom_into`] |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
@@ -91,8 +94,9 @@
 //!   `polling`), which is how CI runs the whole test suite on both backends.
 //!
 //! What only Linux has: CPU pinning in [`PerCore`] (elsewhere the loops run unpinned),
-//! `accept4` (elsewhere `accept` + `fcntl` do the same job), and the eventfd notifier of the
-//! epoll backend. Apple systems have no `MSG_NOSIGNAL`: sockets get `SO_NOSIGPIPE` there.
+//! `accept4` (elsewhere `accept` + `fcntl` do the same job), `recvmmsg` / `sendmmsg` for
+//! datagram endpoints (elsewhere loops of `recvfrom` / `sendto`), and the eventfd notifier of
+//! the epoll backend. Apple systems have no `MSG_NOSIGNAL`: sockets get `SO_NOSIGPIPE` there.
 //!
 //! ## One loop per core
 //! A loop is single-threaded. To use every core, run one loop per thread, each with its own
@@ -101,6 +105,7 @@
 //! [`PerCore`] for settings and a [`LoopGroup`] that can be stopped. `examples/echo_per_core.rs`
 //! is a complete server.
 
+mod datagram;
 mod error;
 mod event_loop;
 mod future;
@@ -118,6 +123,7 @@ mod time;
 pub mod tls;
 mod transports;
 
+pub use datagram::{DatagramOptions, create_datagram_endpoint};
 pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
@@ -129,12 +135,12 @@ pub use net::{
     create_unix_connection, create_unix_connection_with,
 };
 pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
-pub use protocols::{BufferedProtocol, Protocol};
+pub use protocols::{BufferedProtocol, DatagramProtocol, Protocol};
 pub use server::{Server, ServerOptions, create_server, create_unix_server};
 pub use sock::{
-    Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvInto, SockSendTo,
-    SockSendall, sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_sendall,
-    sock_sendto,
+    Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvFromInto,
+    SockRecvInto, SockSendTo, SockSendall, sock_accept, sock_connect, sock_recv, sock_recv_into,
+    sock_recvfrom, sock_recvfrom_into, sock_sendall, sock_sendto,
 };
 pub use streams::{
     DEFAULT_LIMIT, HandlerResult, IncompleteRead, LimitOverrun, StreamReader, StreamWriter,
@@ -145,6 +151,7 @@ pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
 pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
 #[cfg(feature = "tls")]
 pub use tls::{TlsOptions, start_tls};
+pub use transports::datagram::DatagramTransport;
 pub use transports::{ExtraInfo, ExtraObject, ProtocolRef, StreamProtocol, Transport, kind};
 
 #[cfg(feature = "macros")]

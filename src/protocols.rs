@@ -7,11 +7,14 @@
 //! For a stream protocol the transport guarantees `CM [DR*] [ER?] CL` — `connection_made`
 //! once, `data_received` any number of times, `eof_received` at most once, and
 //! `connection_lost` exactly once, whatever ends the connection. For a [`BufferedProtocol`]
-//! it is `CM [GB [BU?]]* [ER?] CL`.
+//! it is `CM [GB [BU?]]* [ER?] CL`; for a [`DatagramProtocol`], `CM [DR | ER]* CL`.
 
 use std::io;
 
+use socket2::SockAddr;
+
 use crate::transports::Transport;
+use crate::transports::datagram::DatagramTransport;
 
 /// A stream protocol fed with `data_received` (asyncio's `Protocol`).
 ///
@@ -118,5 +121,62 @@ pub trait BufferedProtocol: 'static {
     fn pause_writing(&mut self) {}
 
     /// As [`Protocol::resume_writing`].
+    fn resume_writing(&mut self) {}
+}
+
+/// A datagram protocol (asyncio's `DatagramProtocol`), for UDP and Unix datagram endpoints
+/// made by [`create_datagram_endpoint`](crate::create_datagram_endpoint).
+///
+/// The call order is `CM [DR | ER]* CL`: `connection_made` once, then any number of
+/// `datagram_received` and `error_received` in any order, then `connection_lost` exactly
+/// once. An error from one datagram (a refused port on a connected endpoint, a datagram too
+/// large) is an `error_received`, and the endpoint stays open.
+///
+/// ```
+/// use tulip::{DatagramProtocol, DatagramTransport};
+/// use tulip::socket2::SockAddr;
+///
+/// /// Echoes every datagram to its sender.
+/// struct Echo(Option<DatagramTransport>);
+///
+/// impl DatagramProtocol for Echo {
+///     fn connection_made(&mut self, transport: &DatagramTransport) {
+///         self.0 = Some(transport.clone());
+///     }
+///     fn datagram_received(&mut self, data: &[u8], addr: &SockAddr) {
+///         if let Some(t) = &self.0 {
+///             t.sendto(data, Some(addr)).ok();
+///         }
+///     }
+/// }
+/// ```
+pub trait DatagramProtocol: 'static {
+    /// The endpoint is ready; `transport` is how to send (keep a clone).
+    fn connection_made(&mut self, transport: &DatagramTransport) {
+        let _ = transport;
+    }
+
+    /// A datagram arrived from `addr` (possibly empty). `data` borrows the loop's read
+    /// buffer: copy what must outlive the call.
+    fn datagram_received(&mut self, data: &[u8], addr: &SockAddr) {
+        let _ = (data, addr);
+    }
+
+    /// A send or receive failed (`ConnectionRefused` after an ICMP port-unreachable on a
+    /// connected endpoint, a datagram too large, …); the endpoint stays open.
+    fn error_received(&mut self, exc: io::Error) {
+        let _ = exc;
+    }
+
+    /// The endpoint is closed: `None` for `close`/`abort`, `Some(error)` if it failed.
+    /// Called exactly once.
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        let _ = exc;
+    }
+
+    /// The send queue went over the high-water mark: stop sending for now.
+    fn pause_writing(&mut self) {}
+
+    /// The send queue drained to the low-water mark: sending may go on.
     fn resume_writing(&mut self) {}
 }

@@ -634,6 +634,55 @@ impl<S: RecvFrom> Future for SockRecvFrom<'_, S> {
     }
 }
 
+/// Receives one datagram into `buf` and returns its length and sender (asyncio's
+/// `loop.sock_recvfrom_into`; pass `&mut buf[..nbytes]` for its `nbytes`). A longer datagram
+/// is truncated to `buf.len()` bytes; nothing is allocated.
+///
+/// # Errors
+/// As [`sock_recvfrom`].
+pub fn sock_recvfrom_into<'a, S: RecvFrom>(
+    sock: &'a S,
+    buf: &'a mut [u8],
+) -> SockRecvFromInto<'a, S> {
+    SockRecvFromInto {
+        sock,
+        buf,
+        waiter: Waiter::new(Direction::Read),
+    }
+}
+
+/// The future of [`sock_recvfrom_into`].
+///
+/// # Cancel safety
+/// Cancel-safe: no datagram is taken unless the future completes.
+#[must_use = "futures do nothing unless awaited"]
+pub struct SockRecvFromInto<'a, S> {
+    sock: &'a S,
+    buf: &'a mut [u8],
+    waiter: Waiter,
+}
+
+impl<S: RecvFrom> Future for SockRecvFromInto<'_, S> {
+    type Output = io::Result<(usize, S::Addr)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let sock = SockRef::from(this.sock);
+        let buf = &mut *this.buf;
+        let r = this.waiter.poll_io(
+            cx,
+            this.sock.as_fd().as_raw_fd(),
+            addr_of(this.sock),
+            || sock.recv_from_with_flags(sys::as_uninit(buf), RECV_FLAGS),
+        );
+        match r {
+            Poll::Ready(Ok((n, addr))) => Poll::Ready(S::convert(addr).map(|a| (n, a))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// Sends one datagram to `addr` (asyncio's `loop.sock_sendto`); returns the bytes sent.
 ///
 /// # Errors
@@ -698,5 +747,6 @@ debug_future!(
     SockConnect<'a>,
     SockAccept<'a, L>,
     SockRecvFrom<'a, S>,
+    SockRecvFromInto<'a, S>,
     SockSendTo<'a, S>
 );

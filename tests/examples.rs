@@ -347,6 +347,61 @@ fn tcp_echo_server_and_client() {
     assert!(back == big, "the 8 MiB echo differs");
 }
 
+/// One UDP echo through the server, from a std socket (sent again if it is lost).
+fn udp_echo(server: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = vec![0; 65536];
+    for _ in 0..20 {
+        sock.send_to(data, server).unwrap();
+        if let Ok((n, from)) = sock.recv_from(&mut buf) {
+            assert_eq!(from, server);
+            return buf[..n].to_vec();
+        }
+    }
+    panic!("no UDP echo from {server}");
+}
+
+#[test]
+fn udp_echo_server_and_client() {
+    let _watchdog = watchdog("udp_echo_server_and_client");
+    let server = Server::start("udp_echo_server");
+    let addr = server.addr.to_string();
+
+    let out = run_example("udp_echo_client", &[&addr, "hello over UDP"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "udp_echo_client failed: {out:?}");
+    assert!(
+        stdout.contains("Received: \"hello over UDP\""),
+        "unexpected output: {stdout:?}"
+    );
+    let out = run_example("udp_echo_client", &[&addr]);
+    assert!(out.status.success(), "udp_echo_client failed: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello World!"));
+    // An empty message is an empty datagram, and its echo is one too.
+    let out = run_example("udp_echo_client", &[&addr, ""]);
+    assert!(out.status.success(), "udp_echo_client failed: {out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Received: \"\""));
+
+    // Every datagram comes back whole, the empty one and a large one too.
+    assert_eq!(udp_echo(server.addr, b""), b"");
+    let big: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(udp_echo(server.addr, &big), big);
+
+    // No server there: the client gives up with status 1, not a hang or a panic.
+    let gone = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gone_addr = gone.local_addr().unwrap().to_string();
+    drop(gone);
+    let out = example("udp_echo_client", &[&gone_addr, "x"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run udp_echo_client");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let out = run_example("udp_echo_client", &["no-port"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
 #[test]
 fn existing_socket() {
     let _watchdog = watchdog("existing_socket");

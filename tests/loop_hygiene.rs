@@ -324,3 +324,38 @@ fn runs_leaving_tls_connections_open_leak_no_fd() {
         after.saturating_sub(before)
     );
 }
+
+/// A datagram endpoint left open is closed with its loop like any transport, and its fd is
+/// the endpoint's: `add_reader` on it is refused (asyncio's `_ensure_fd_no_transport`).
+#[test]
+fn datagram_endpoints_left_open_are_closed_with_their_loop() {
+    let _w = support::watchdog("datagram_endpoints_left_open", 60);
+    let _g = fd_lock();
+    struct Quiet;
+    impl tulip::DatagramProtocol for Quiet {}
+    let before = open_fds();
+    for _ in 0..200 {
+        tulip::run(async {
+            let opts = tulip::DatagramOptions::new().local_addr("127.0.0.1", 0);
+            let (t, _) = tulip::create_datagram_endpoint(|| Quiet, opts)
+                .await
+                .expect("endpoint");
+            tulip::yield_now().await;
+            let fd = match t.get_extra_info("socket") {
+                Some(tulip::ExtraInfo::Fd(fd)) => fd,
+                other => panic!("{other:?}"),
+            };
+            let lp = tulip::get_running_loop();
+            let err = lp
+                .add_reader(fd, || {})
+                .expect_err("the endpoint owns the fd");
+            assert_eq!(err.kind(), std::io::ErrorKind::ResourceBusy, "{err}");
+            // Left open on purpose.
+        });
+    }
+    let after = open_fds();
+    assert!(
+        after <= before + 2,
+        "fds before {before}, after 200 loops with an open endpoint each: {after}"
+    );
+}

@@ -27,8 +27,20 @@ fn have_valgrind() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Total instructions of one callgrind run of server `id` driven for `n` round trips.
+/// Total instructions of one callgrind run of server `id` driven for `n` round trips of
+/// 1 KiB over TCP.
 fn instructions(id: &str, n: u64, out: &std::path::Path) -> io::Result<u64> {
+    instructions_with(id, out, |addr| {
+        load::ping_pong(addr, 1024, 1, Limit::Ops(n), true).map(drop)
+    })
+}
+
+/// Total instructions of one callgrind run of server `id` driven by `drive`.
+fn instructions_with(
+    id: &str,
+    out: &std::path::Path,
+    drive: impl FnOnce(std::net::SocketAddr) -> io::Result<()>,
+) -> io::Result<u64> {
     let wrapper = vec![
         "valgrind".to_string(),
         "--tool=callgrind".into(),
@@ -36,7 +48,7 @@ fn instructions(id: &str, n: u64, out: &std::path::Path) -> io::Result<u64> {
         format!("--callgrind-out-file={}", out.display()),
     ];
     let srv = ChildServer::spawn(&wrapper, id)?;
-    load::ping_pong(srv.addr, 1024, 1, Limit::Ops(n), true)?;
+    drive(srv.addr)?;
     srv.terminate()?;
     let text = std::fs::read_to_string(out)?;
     text.lines()
@@ -77,6 +89,52 @@ pub fn run(n: u64, only: Option<&[String]>) -> io::Result<()> {
     let (floor, tokio) = (find("floor"), find("tokio"));
     for (id, ir) in &rows {
         let name = servers::find(id).map_or(*id, |s| s.name);
+        let ratio = |r: Option<f64>| match r {
+            Some(r) if r > 0.0 => format!("{:.2}", ir / r),
+            _ => "—".into(),
+        };
+        println!("| {name} | {ir:.0} | {} | {} |", ratio(floor), ratio(tokio));
+    }
+    println!();
+    Ok(())
+}
+
+/// Section `udp-ir`: user-space instructions per 64 B UDP echo round trip (one datagram in,
+/// one out), server side, 1 peer — the UDP servers of `udp.rs`, measured as [`run`] does.
+pub fn run_udp(n: u64, only: Option<&[String]>) -> io::Result<()> {
+    if !have_valgrind() {
+        println!("UDP instructions per round trip: skipped (valgrind not found)\n");
+        return Ok(());
+    }
+    let (n1, n2) = (n / 5, n + n / 5);
+    println!(
+        "user-space instructions per 64 B UDP echo round trip, server side (callgrind, 1 peer, \
+         ({n2} − {n1} round trips))"
+    );
+    println!("| server | instructions / round trip | ÷ recvfrom floor | ÷ tokio |");
+    println!("|---|---:|---:|---:|");
+    let dir = std::env::temp_dir().join(format!("tulip-net-udp-ir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut rows = Vec::new();
+    for s in crate::udp::SERVERS {
+        let id = s.id;
+        if only.is_some_and(|o| !o.iter().any(|x| x == id)) {
+            continue;
+        }
+        let drive =
+            |k: u64| move |addr| crate::udp::ping_pong(addr, 64, 1, Limit::Ops(k)).map(drop);
+        let short = instructions_with(id, &dir.join(format!("{id}.short")), drive(n1))?;
+        let long = instructions_with(id, &dir.join(format!("{id}.long")), drive(n2))?;
+        rows.push((
+            s.name,
+            id,
+            long.saturating_sub(short) as f64 / (n2 - n1) as f64,
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let find = |x: &str| rows.iter().find(|r| r.1 == x).map(|r| r.2);
+    let (floor, tokio) = (find("udp-floor"), find("udp-tokio"));
+    for (name, _, ir) in &rows {
         let ratio = |r: Option<f64>| match r {
             Some(r) if r > 0.0 => format!("{:.2}", ir / r),
             _ => "—".into(),

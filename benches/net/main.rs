@@ -5,6 +5,7 @@
 //! cargo bench --bench net                         # the full suite (about 4 minutes)
 //! cargo bench --bench net -- --quick              # a smoke run (about 25 s); asserts nothing
 //! cargo bench --bench net -- pp1k-c1 http --only=floor,tulip,tokio --reps=3 --secs=0.5
+//! cargo bench --bench net -- udp64-c1 udp1k-c50           # UDP ping-pong (benches/net/udp.rs)
 //! cargo bench --bench net -- --serve tulip 127.0.0.1:0   # one server; prints `listening on …`
 //! cargo bench --bench net -- --client 127.0.0.1:PORT 12000 --conns=1 --size=1024
 //! cargo bench --bench net -- --client 127.0.0.1:PORT 6000 --tls --bulk  # TLS; 16 KiB chunks
@@ -32,6 +33,7 @@ mod servers;
 mod suite;
 mod sys;
 mod tls;
+mod udp;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -65,7 +67,7 @@ fn usage(msg: &str) -> ! {
         "usage: net [--quick] [--reps=N] [--secs=F] [--only=ID,…] [--idle=N] [WORKLOAD|SECTION]…\n       \
          net --serve ID ADDR\n       net --client ADDR N [--tls] [--conns=C] [--size=BYTES | --bulk]\n\
          workloads: pp64-c1 pp64-c50 pp1k-c1 pp1k-c50 pp16k-c1 pp16k-c50 bulk http http-wrk \
-         tls-c1 tls-c50 tls-bulk; sections: per-core mem ir\nserver ids: {}",
+         tls-c1 tls-c50 tls-bulk udp64-c1 udp64-c50 udp1k-c1 udp1k-c50; sections: per-core mem ir udp-ir\nserver ids: {}",
         servers::all().map(|s| s.id).collect::<Vec<_>>().join(" ")
     );
     std::process::exit(2)
@@ -204,6 +206,7 @@ fn main() -> io::Result<()> {
     let mut workloads = suite::echo_workloads();
     workloads.extend(http::workloads(quick));
     workloads.extend(tls::workloads(quick));
+    workloads.extend(udp::workloads());
     let workloads: Vec<_> = workloads.into_iter().filter(|w| selected(&w.id)).collect();
     let mut disturbed = 0.0f64;
     if !workloads.is_empty() {
@@ -239,6 +242,9 @@ fn main() -> io::Result<()> {
     }
     if selected("ir") && (!quick || args.select.iter().any(|s| s == "ir")) {
         ir::run(if quick { 1000 } else { 10_000 }, only)?;
+    }
+    if selected("udp-ir") && (!quick || args.select.iter().any(|s| s == "udp-ir")) {
+        ir::run_udp(if quick { 1000 } else { 10_000 }, only)?;
     }
     println!("total time: {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::sys;
-use crate::{echo, http, mem, per_core, tls};
+use crate::{echo, http, mem, per_core, tls, udp};
 
 /// Stops a running server from another thread.
 pub type Stop = Box<dyn FnOnce() + Send>;
@@ -40,6 +40,7 @@ pub fn all() -> impl Iterator<Item = &'static Server> {
         .chain(tls::SERVERS)
         .chain(per_core::SERVERS)
         .chain(mem::SERVERS)
+        .chain(udp::SERVERS)
 }
 
 pub fn find(id: &str) -> Option<&'static Server> {

@@ -8,10 +8,12 @@
 //! crate builds on macOS and the BSDs too.
 
 mod affinity;
+mod datagram;
 mod io;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
+pub(crate) use datagram::{BATCH, RecvBatch, send_batch, sendto};
 #[allow(unused_imports)] // read, write, writev: the pipe transports' raw I/O
 pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,

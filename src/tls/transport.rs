@@ -189,6 +189,8 @@ impl TlsTransport {
 }
 
 impl Host for TlsTransport {
+    type Proto = dyn crate::transports::proto::ProtoObj;
+
     fn core(&self) -> &Core<Self> {
         &self.core
     }

@@ -21,7 +21,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::flow::Flow;
-use super::proto::{ProtoObj, ProtoRc, call_protocol, report_panic};
+use super::proto::{ProtoCell, ProtoObj, call_protocol, report_panic};
 use crate::event_loop::{EventLoop, NO_KEY, Resource, warn_or_stderr};
 use crate::selector::{Direction, IoCallback};
 
@@ -45,8 +45,53 @@ pub(crate) enum Life {
     Closed,
 }
 
+/// What the core calls on a protocol, whatever kind of transport holds it: a stream
+/// protocol (`dyn ProtoObj`) or a datagram protocol.
+pub(crate) trait CoreProto {
+    /// The transport handle `connection_made` hands the protocol.
+    type Handle;
+    fn connection_made(&mut self, t: &Self::Handle);
+    fn connection_lost(&mut self, exc: Option<io::Error>);
+    fn pause_writing(&mut self);
+    fn resume_writing(&mut self);
+    /// A waker the last call left, to be woken once the protocol's cell is released (the
+    /// stream protocol's reader or drain waiters); `None` for a user's protocol.
+    fn take_waker(&mut self) -> Option<std::task::Waker> {
+        None
+    }
+}
+
+impl CoreProto for dyn ProtoObj {
+    #[inline]
+    fn take_waker(&mut self) -> Option<std::task::Waker> {
+        ProtoObj::take_waker(self)
+    }
+    type Handle = super::Transport;
+    #[inline]
+    fn connection_made(&mut self, t: &super::Transport) {
+        ProtoObj::connection_made(self, t);
+    }
+    #[inline]
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        ProtoObj::connection_lost(self, exc);
+    }
+    #[inline]
+    fn pause_writing(&mut self) {
+        ProtoObj::pause_writing(self);
+    }
+    #[inline]
+    fn resume_writing(&mut self) {
+        ProtoObj::resume_writing(self);
+    }
+}
+
+/// A protocol in its cell, as the core of `H` holds it.
+pub(crate) type HostProto<H> = Rc<ProtoCell<<H as Host>::Proto>>;
+
 /// What the core needs from the transport that embeds it.
 pub(crate) trait Host: Sized + 'static {
+    /// The kind of protocol the transport drives.
+    type Proto: ?Sized + CoreProto + 'static;
     /// The embedded core.
     fn core(&self) -> &Core<Self>;
     /// Fails the connection at once (asyncio's `_force_close`): a protocol callback panicked.
@@ -74,10 +119,10 @@ impl<H: Host> Resource for H {
 }
 
 /// Lifecycle, protocol calls and flow delivery of one transport (see the module docs).
-pub(crate) struct Core<H> {
+pub(crate) struct Core<H: Host> {
     pub(crate) lp: EventLoop,
     this: Weak<H>,
-    protocol: RefCell<Option<ProtoRc>>,
+    protocol: RefCell<Option<HostProto<H>>>,
     /// Write-side water marks and pause state.
     pub(crate) flow: Flow,
     life: Cell<Life>,
@@ -99,7 +144,7 @@ pub(crate) struct Core<H> {
 
 impl<H: Host> Core<H> {
     /// A core for the transport `this`, owning `protocol`.
-    pub(crate) fn new(lp: &EventLoop, this: &Weak<H>, protocol: Option<ProtoRc>) -> Core<H> {
+    pub(crate) fn new(lp: &EventLoop, this: &Weak<H>, protocol: Option<HostProto<H>>) -> Core<H> {
         let res: Weak<dyn Resource> = this.clone();
         let res_key = lp.inner.resources.insert(res);
         Core {
@@ -170,6 +215,7 @@ impl<H: Host> Core<H> {
     /// `Open | Closing → Lost` with no `connection_lost` scheduled: for a transport whose
     /// loss is reported by the layer under it (TLS, by its raw transport). False if it was
     /// lost already.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // only TLS has a layer under it
     pub(crate) fn set_lost(&self) -> bool {
         if self.is_lost() {
             return false;
@@ -181,6 +227,7 @@ impl<H: Host> Core<H> {
     #[cfg(feature = "tls")] // only the TLS transport needs it
     /// The protocol counts as connected without a `connection_made` from this transport
     /// (it had one from the transport it was on before: `start_tls`).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // only `start_tls` hands over
     pub(crate) fn set_connected(&self) {
         self.connected.set(true);
     }
@@ -199,18 +246,18 @@ impl<H: Host> Core<H> {
 
     /// The current protocol.
     #[inline]
-    pub(crate) fn protocol(&self) -> Option<ProtoRc> {
+    pub(crate) fn protocol(&self) -> Option<HostProto<H>> {
         self.protocol.borrow().clone()
     }
 
     /// Hands the connection to `p`; the old protocol is dropped after the cell is released.
-    pub(crate) fn set_protocol(&self, p: ProtoRc) {
+    pub(crate) fn set_protocol(&self, p: HostProto<H>) {
         let old = self.protocol.replace(Some(p));
         drop(old);
     }
 
     /// Delivers `connection_made` (once).
-    pub(crate) fn connection_made(&self, t: &super::Transport) {
+    pub(crate) fn connection_made(&self, t: &<H::Proto as CoreProto>::Handle) {
         self.connected.set(true);
         self.call(|p| p.connection_made(t));
     }
@@ -219,7 +266,7 @@ impl<H: Host> Core<H> {
     /// delivers a flow-control change that fell due meanwhile. `None` if there is no
     /// protocol, it is busy in another of its callbacks, or it panicked.
     #[inline]
-    pub(crate) fn call<R>(&self, f: impl FnOnce(&mut dyn ProtoObj) -> R) -> Option<R> {
+    pub(crate) fn call<R>(&self, f: impl FnOnce(&mut H::Proto) -> R) -> Option<R> {
         let p = self.protocol()?;
         match call_protocol(&p, f) {
             Ok(v) => {
@@ -295,6 +342,21 @@ impl<H: Host> Core<H> {
                     self.panicked(payload);
                     return;
                 }
+            }
+        }
+    }
+
+    /// Delivers a due flow-control change to `p`, the protocol the caller holds already: a
+    /// transport that calls its protocol several times under one borrow (a batch of
+    /// datagrams) tells it between two calls, as it would right after a callback.
+    #[inline]
+    pub(crate) fn deliver_flow_held(&self, p: &mut H::Proto) {
+        while let Some(pause) = self.flow.next_delivery() {
+            if pause {
+                p.pause_writing();
+            } else {
+                self.wake_drainers();
+                p.resume_writing();
             }
         }
     }

@@ -77,6 +77,7 @@ impl Flow {
     #[cfg(feature = "tls")] // only the TLS transport needs it
     /// The layer under the transport decided (a TLS transport follows its raw transport's
     /// `pause_writing` / `resume_writing`): whether that changed anything.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // only TLS has a layer under it
     pub(crate) fn force(&self, paused: bool) -> bool {
         self.paused.replace(paused) != paused
     }

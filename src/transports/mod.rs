@@ -2,6 +2,7 @@
 //! (asyncio's `transports.py` and the selector transports).
 
 pub(crate) mod core;
+pub(crate) mod datagram;
 mod flow;
 #[cfg(unix)]
 pub(crate) mod pipe;

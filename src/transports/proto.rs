@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use crate::protocols::{BufferedProtocol, Protocol};
 use crate::transports::Transport;
+use crate::transports::core::CoreProto;
 use crate::transports::socket::SocketIo;
 use crate::transports::stream::RawIo;
 
@@ -80,9 +81,9 @@ pub(crate) type ProtoRc = Rc<ProtoCell<dyn ProtoObj>>;
 
 /// Calls a protocol with a panic caught: `Ok(None)` if it is busy in another of its
 /// callbacks, `Err(payload)` if it panicked (see [`report_panic`]).
-pub(crate) fn call_protocol<R>(
-    p: &ProtoRc,
-    f: impl FnOnce(&mut dyn ProtoObj) -> R,
+pub(crate) fn call_protocol<T: ?Sized + CoreProto, R>(
+    p: &Rc<ProtoCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
 ) -> Result<Option<R>, Box<dyn Any + Send>> {
     match p.cell.try_borrow_mut() {
         Ok(mut g) => {
@@ -99,7 +100,7 @@ pub(crate) fn call_protocol<R>(
 /// Wakes the wakers a protocol call left (`ProtoObj::take_waker`), each with the cell
 /// released: a waker may call back into the protocol, so the next one is taken only after
 /// it. `first`: the one taken before the cell was released.
-fn wake_left(p: &ProtoRc, first: Option<std::task::Waker>) {
+fn wake_left<T: ?Sized + CoreProto>(p: &Rc<ProtoCell<T>>, first: Option<std::task::Waker>) {
     let take = || {
         p.cell
             .try_borrow_mut()
@@ -313,8 +314,15 @@ impl<P: BufferedProtocol> StreamProtocol<kind::Buffered> for P {
 /// Access goes through closures, so no borrow can be held across an `await` while the
 /// transport needs the protocol.
 pub struct ProtocolRef<P> {
-    obj: ProtoRc,
+    obj: AnyProto,
     _p: PhantomData<Rc<RefCell<P>>>,
+}
+
+/// A protocol of any kind in its cell.
+#[derive(Clone)]
+enum AnyProto {
+    Stream(ProtoRc),
+    Datagram(super::datagram::DgramRc),
 }
 
 impl<P> Clone for ProtocolRef<P> {
@@ -329,7 +337,15 @@ impl<P> Clone for ProtocolRef<P> {
 impl<P: 'static> ProtocolRef<P> {
     pub(crate) fn new(obj: ProtoRc) -> ProtocolRef<P> {
         ProtocolRef {
-            obj,
+            obj: AnyProto::Stream(obj),
+            _p: PhantomData,
+        }
+    }
+
+    /// The handle to a datagram protocol.
+    pub(crate) fn new_datagram(obj: super::datagram::DgramRc) -> ProtocolRef<P> {
+        ProtocolRef {
+            obj: AnyProto::Datagram(obj),
             _p: PhantomData,
         }
     }
@@ -342,9 +358,16 @@ impl<P: 'static> ProtocolRef<P> {
     /// Runs `f` on the protocol; `None` if the protocol is busy in one of its own callbacks
     /// (calling this from inside the protocol itself).
     pub fn try_with<R>(&self, f: impl FnOnce(&mut P) -> R) -> Option<R> {
-        let mut g = self.obj.cell.try_borrow_mut().ok()?;
-        let p = g.as_any().downcast_mut::<P>()?;
-        Some(f(p))
+        match &self.obj {
+            AnyProto::Stream(obj) => {
+                let mut g = obj.cell.try_borrow_mut().ok()?;
+                Some(f(g.as_any().downcast_mut::<P>()?))
+            }
+            AnyProto::Datagram(obj) => {
+                let mut g = obj.cell.try_borrow_mut().ok()?;
+                Some(f(g.as_any().downcast_mut::<P>()?))
+            }
+        }
     }
 
     /// Runs `f` on the protocol.

@@ -310,6 +310,8 @@ impl<R: RawIo> StreamTransport<R> {
 }
 
 impl<R: RawIo> Host for StreamTransport<R> {
+    type Proto = dyn ProtoObj;
+
     fn core(&self) -> &Core<Self> {
         &self.core
     }

@@ -1,0 +1,245 @@
+//! Datagram receive and send, batched: on Linux one `recvmmsg(2)` / `sendmmsg(2)` moves up
+//! to [`BATCH`] datagrams; elsewhere the same calls loop `recvfrom(2)` / `sendto(2)`.
+//!
+//! The receive side writes into slots of a caller's buffer (the loop's shared read buffer)
+//! and keeps each datagram's length and sender in a [`RecvBatch`] made once per endpoint, so
+//! nothing is allocated per datagram.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::RawFd;
+
+use socket2::{SockAddr, SockAddrStorage};
+
+use super::io::SEND_FLAGS;
+use super::retry;
+
+/// How many datagrams one readiness event or one flush moves at most.
+pub(crate) const BATCH: usize = 16;
+
+/// The lengths and senders of the datagrams of one [`RecvBatch::recv`].
+pub(crate) struct RecvBatch {
+    names: [libc::sockaddr_storage; BATCH],
+    namelens: [libc::socklen_t; BATCH],
+    lens: [usize; BATCH],
+    #[cfg(target_os = "linux")]
+    hdrs: [libc::mmsghdr; BATCH],
+    #[cfg(target_os = "linux")]
+    iovs: [libc::iovec; BATCH],
+    /// Where this batch was, and the buffer (address, length) and slot size, when the
+    /// headers were pointed at them: they are set up again only when one of these changes.
+    #[cfg(target_os = "linux")]
+    prepared: (usize, usize, usize, usize),
+}
+
+impl RecvBatch {
+    /// An empty batch (boxed: it is a few KiB, and the headers point into it).
+    pub(crate) fn new() -> Box<RecvBatch> {
+        // SAFETY: every field is plain C data (integers, `sockaddr_storage`, the `mmsghdr` /
+        // `iovec` whose null pointers are set before use, and a tuple of `usize`): all-zero
+        // is valid.
+        Box::new(unsafe { std::mem::zeroed() })
+    }
+
+    /// The sender of datagram `i` of the last [`recv`](RecvBatch::recv).
+    #[inline]
+    pub(crate) fn addr(&self, i: usize) -> SockAddr {
+        const {
+            assert!(size_of::<SockAddrStorage>() == size_of::<libc::sockaddr_storage>());
+        }
+        let mut storage = MaybeUninit::<SockAddrStorage>::uninit();
+        // SAFETY: `SockAddrStorage` is plain data of the size of a `sockaddr_storage` (the
+        // wrapper socket2 documents as transparent over it): copying all of `names[i]` into
+        // it initialises it — without zeroing it first, which costs a `memset` per datagram.
+        let storage = unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::from_ref(&self.names[i]).cast::<u8>(),
+                storage.as_mut_ptr().cast::<u8>(),
+                size_of::<libc::sockaddr_storage>(),
+            );
+            storage.assume_init()
+        };
+        // SAFETY: the kernel wrote a valid address of `namelens[i]` bytes (at most the
+        // storage's size) into `names[i]`.
+        unsafe { SockAddr::new(storage, self.namelens[i]) }
+    }
+
+    /// The length of datagram `i` of the last [`recv`](RecvBatch::recv); its bytes are at
+    /// `buf[i * slot..][..len]`.
+    pub(crate) fn len(&self, i: usize) -> usize {
+        self.lens[i]
+    }
+
+    /// Receives up to `max` (≤ [`BATCH`]) datagrams, datagram `i` into
+    /// `buf[i * slot..][..slot]` (a longer one is truncated). Returns how many arrived;
+    /// `WouldBlock` if none was waiting.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn recv(
+        &mut self,
+        fd: RawFd,
+        buf: &mut [u8],
+        slot: usize,
+        max: usize,
+    ) -> io::Result<usize> {
+        let n = max.min(BATCH).min(buf.len() / slot.max(1)).max(1);
+        let base = buf.as_mut_ptr();
+        let key = (
+            std::ptr::from_ref(self) as usize,
+            base as usize,
+            buf.len(),
+            slot,
+        );
+        if self.prepared != key {
+            // Point the headers at the slots and the name buffers once, not per call: only
+            // `msg_namelen` is changed by the kernel (reset below after each use).
+            for i in 0..BATCH.min(buf.len() / slot.max(1)).max(1) {
+                let len = slot.min(buf.len() - i * slot);
+                self.iovs[i] = libc::iovec {
+                    // SAFETY: `i * slot` is within `buf` (at most `buf.len() / slot` slots,
+                    // or the one slot at its start).
+                    iov_base: unsafe { base.add(i * slot) }.cast(),
+                    iov_len: len,
+                };
+                let h = &mut self.hdrs[i].msg_hdr;
+                h.msg_name = std::ptr::from_mut(&mut self.names[i]).cast();
+                h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_iov = &mut self.iovs[i];
+                h.msg_iovlen = 1;
+                h.msg_control = std::ptr::null_mut();
+                h.msg_controllen = 0;
+            }
+            self.prepared = key;
+        }
+        let hdrs = self.hdrs.as_mut_ptr();
+        // SAFETY: `hdrs[..n]` point at `n` disjoint slots of `buf` (its address and length
+        // are those they were prepared for, and it is borrowed mutably for the call) and at
+        // `names[..n]` of this batch, which has not moved since (its address is in the key);
+        // the kernel writes at most their lengths.
+        let r = retry(|| unsafe {
+            libc::recvmmsg(fd, hdrs, n as libc::c_uint, 0, std::ptr::null_mut())
+        });
+        let got = match r {
+            Ok(got) => got as usize,
+            Err(e) => {
+                // Nothing was received; leave every header as prepared all the same.
+                for h in &mut self.hdrs[..n] {
+                    h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                }
+                return Err(e);
+            }
+        };
+        for i in 0..got {
+            let h = &mut self.hdrs[i];
+            self.lens[i] = h.msg_len as usize;
+            self.namelens[i] = h.msg_hdr.msg_namelen;
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        }
+        Ok(got)
+    }
+
+    /// Receives up to `max` datagrams (portable form: a `recvfrom` loop; see the Linux one).
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn recv(
+        &mut self,
+        fd: RawFd,
+        buf: &mut [u8],
+        slot: usize,
+        max: usize,
+    ) -> io::Result<usize> {
+        let n = max.min(BATCH).min(buf.len() / slot.max(1)).max(1);
+        for i in 0..n {
+            let piece = &mut buf[i * slot..];
+            let len = slot.min(piece.len());
+            self.namelens[i] = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            let name = std::ptr::from_mut(&mut self.names[i]).cast();
+            let namelen = &mut self.namelens[i];
+            // SAFETY: `piece` is valid for writes of `len` bytes, `name` for a
+            // `sockaddr_storage` of `*namelen` bytes; both are borrowed for the call.
+            let r = retry(|| unsafe {
+                libc::recvfrom(fd, piece.as_mut_ptr().cast(), len, 0, name, namelen)
+            });
+            match r {
+                Ok(k) => self.lens[i] = k as usize,
+                // An error after the first datagram is reported by the next call (the
+                // kernel keeps a pending error; a `WouldBlock` just means "no more").
+                Err(_) if i > 0 => return Ok(i),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Sends the datagrams of `msgs` in order (each to its address, or to the connected peer
+/// when `None`), up to [`BATCH`] of them; returns how many were sent. An error is returned
+/// only when the first one fails (`WouldBlock` if the socket's buffer is full).
+pub(crate) fn send_batch<'a>(
+    fd: RawFd,
+    msgs: impl Iterator<Item = (&'a [u8], Option<&'a SockAddr>)>,
+) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: all-zero `mmsghdr` / `iovec` are valid (null pointers, zero lengths).
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut n = 0;
+        for (data, addr) in msgs.take(BATCH) {
+            iovs[n] = libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            };
+            if let Some(a) = addr {
+                hdrs[n].msg_hdr.msg_name = a.as_ptr() as *mut libc::c_void;
+                hdrs[n].msg_hdr.msg_namelen = a.len();
+            }
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        for (h, iov) in hdrs.iter_mut().zip(iovs.iter_mut()).take(n) {
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        let p = hdrs.as_mut_ptr();
+        // SAFETY: `hdrs[..n]` point at the borrowed datagrams and addresses, which outlive
+        // the call; the kernel only reads them (and writes `msg_len`).
+        let sent =
+            retry(|| unsafe { libc::sendmmsg(fd, p, n as libc::c_uint, SEND_FLAGS) })? as usize;
+        Ok(sent)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let mut sent = 0;
+        for (data, addr) in msgs.take(BATCH) {
+            match sendto(fd, data, addr) {
+                Ok(_) => sent += 1,
+                Err(_) if sent > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// One datagram: `sendto(2)` to `addr`, or `send(2)` to the connected peer when `None`.
+pub(crate) fn sendto(fd: RawFd, data: &[u8], addr: Option<&SockAddr>) -> io::Result<usize> {
+    let (name, namelen) = match addr {
+        Some(a) => (a.as_ptr().cast::<libc::sockaddr>(), a.len()),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: `data` is valid for reads of its length and `name` (if not null) for a socket
+    // address of `namelen` bytes; both are borrowed for the call.
+    retry(|| unsafe {
+        libc::sendto(
+            fd,
+            data.as_ptr().cast(),
+            data.len(),
+            SEND_FLAGS,
+            name,
+            namelen,
+        )
+    })
+    .map(|n| n as usize)
+}
