@@ -181,12 +181,23 @@ impl futures_io::AsyncWrite for StreamWriter {
         }
     }
 
-    /// `drain`.
+    /// `drain`, except that a writer whose connection was closed cleanly (lost without an
+    /// error, e.g. after [`close`](StreamWriter::close) or `poll_close`) flushes `Ok`: there
+    /// is nothing left to flush, and futures-io's callers (`FramedWrite::close`, hyper's
+    /// shutdown) flush again after closing. A connection lost with an error reports it.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let s = &*self.state;
+        if s.lost.get() {
+            return Poll::Ready(match s.error() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            });
+        }
         self.poll_drain(cx)
     }
 
-    /// `close` + `wait_closed`.
+    /// `close` + `wait_closed`: `Ok` once the connection is closed, and at once on a writer
+    /// already closed; the connection's error if it was lost with one.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.transport.close();
         self.poll_closed(cx)
