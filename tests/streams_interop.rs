@@ -7,7 +7,7 @@ mod proto_support;
 mod support;
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use asynchronous_codec::{FramedWrite, LinesCodec};
@@ -92,5 +92,25 @@ async fn flush_after_a_reset_reports_the_error() -> io::Result<()> {
     ] {
         assert_eq!(e.kind(), lost.kind(), "{e}");
     }
+    Ok(())
+}
+
+#[tulip::test]
+async fn read_to_eof_cancelled_keeps_what_it_had_read() -> io::Result<()> {
+    let _wd = support::watchdog("read_to_eof_cancel", 20);
+    let (mut r, _w, peer) = sock_peer().await?;
+    tulip::sock_sendall(&peer, b"first ").await?;
+    // The timeout fires while read_to_eof holds "first " and waits for more.
+    let e = tulip::timeout(Duration::from_millis(50), r.read_to_eof()).await;
+    assert!(e.is_err(), "read_to_eof ended before EOF: {e:?}");
+    tulip::sock_sendall(&peer, b"second ").await?;
+    let e = tulip::timeout(Duration::from_millis(50), r.read_to_eof()).await;
+    assert!(e.is_err(), "read_to_eof ended before EOF: {e:?}");
+    // A plain read gets the start again.
+    assert_eq!(r.read(3).await?, b"fir");
+    tulip::sock_sendall(&peer, b"third").await?;
+    peer.shutdown(Shutdown::Write)?;
+    assert_eq!(r.read_to_eof().await?, b"st second third");
+    assert!(r.at_eof());
     Ok(())
 }

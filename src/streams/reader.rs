@@ -190,15 +190,13 @@ impl StreamReader {
     /// # Errors
     /// The connection's error if it was lost with one.
     pub async fn read_to_eof(&mut self) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        loop {
-            out.extend_from_slice(self.buf.data());
-            self.buf.clear();
-            self.consumed();
-            if !self.more().await? {
-                return Ok(out);
-            }
-        }
+        // Everything stays in the reader's buffer until EOF, so a cancelled call loses
+        // nothing. Reading is not paused by what piles up here: `more` resumes it.
+        while self.more().await? {}
+        let n = self.buf.len();
+        let out = self.buf.take(n);
+        self.consumed();
+        Ok(out)
     }
 
     /// Reads exactly `n` bytes (asyncio's `readexactly`).
