@@ -1,7 +1,8 @@
 //! Streams with the futures-io ecosystem and under cancellation: `asynchronous-codec`'s
 //! `FramedWrite` closes cleanly (flush after a clean close is Ok, futures-io's contract), a
 //! connection lost with an error still reports it, and `read_to_eof` cancelled mid-way
-//! keeps every byte it had read for the next read.
+//! keeps every byte it had read for the next read; a cancelled `pause_reading_until` task
+//! resumes reading.
 
 mod proto_support;
 mod support;
@@ -112,5 +113,20 @@ async fn read_to_eof_cancelled_keeps_what_it_had_read() -> io::Result<()> {
     peer.shutdown(Shutdown::Write)?;
     assert_eq!(r.read_to_eof().await?, b"st second third");
     assert!(r.at_eof());
+    Ok(())
+}
+
+#[tulip::test]
+async fn pause_reading_until_cancelled_resumes_reading() -> io::Result<()> {
+    let _wd = support::watchdog("pause_reading_until_cancel", 20);
+    let (mut r, w, peer) = sock_peer().await?;
+    let t = w.transport().clone();
+    let task = t.pause_reading_until(std::future::pending::<()>());
+    assert!(!t.is_reading());
+    // Cancelled: the future is dropped where it waits, and reading resumes.
+    assert_eq!(task.cancel().await, None);
+    assert!(t.is_reading(), "the connection stayed paused");
+    tulip::sock_sendall(&peer, b"after").await?;
+    assert_eq!(r.readexactly(5).await?, b"after");
     Ok(())
 }

@@ -172,6 +172,10 @@ impl StreamReader {
     ///
     /// # Errors
     /// The connection's error if it was lost with one.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it waits only while nothing is buffered, and bytes leave the reader only
+    /// when it completes; a cancelled call loses nothing.
     pub async fn read(&mut self, n: usize) -> io::Result<Vec<u8>> {
         if n == 0 {
             return Ok(Vec::new());
@@ -188,7 +192,12 @@ impl StreamReader {
     /// Reads until EOF (asyncio's `read(-1)`).
     ///
     /// # Errors
-    /// The connection's error if it was lost with one.
+    /// The connection's error if it was lost with one; what was received before it stays
+    /// in the reader for the next read.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: what it has received so far stays in the reader's buffer until EOF, so
+    /// after a cancelled call (a `timeout`) the next read returns every byte, in order.
     pub async fn read_to_eof(&mut self) -> io::Result<Vec<u8>> {
         // Everything stays in the reader's buffer until EOF, so a cancelled call loses
         // nothing. Reading is not paused by what piles up here: `more` resumes it.
@@ -202,7 +211,13 @@ impl StreamReader {
     /// Reads exactly `n` bytes (asyncio's `readexactly`).
     ///
     /// # Errors
-    /// [`IncompleteRead`] with the bytes read if EOF comes first.
+    /// [`IncompleteRead`] with the bytes read (which are consumed) if EOF comes first; the
+    /// connection's error if it was lost with one before `n` bytes arrived (they stay in
+    /// the reader).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the bytes wait in the reader's buffer until all `n` are there; a
+    /// cancelled call leaves them for the next read.
     pub async fn readexactly(&mut self, n: usize) -> io::Result<Vec<u8>> {
         while self.buf.len() < n {
             if !self.more().await? {
@@ -222,6 +237,10 @@ impl StreamReader {
     /// - [`IncompleteRead`] (with everything read, which is consumed) at EOF before the
     ///   separator;
     /// - [`LimitOverrun`] when the limit is reached first; the data stays in the buffer.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the data waits in the reader's buffer until the separator is found; a
+    /// cancelled call leaves it for the next read (which searches it again from its start).
     ///
     /// # Panics
     /// If `separator` is empty.
@@ -271,6 +290,10 @@ impl StreamReader {
     /// A line over the limit: an `InvalidData` error carrying a [`LimitOverrun`]. As in
     /// asyncio the line (or, if its end has not arrived, the buffer) is dropped, so the
     /// stream stays usable.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, as [`readuntil`](StreamReader::readuntil): a partial line stays in the
+    /// reader's buffer for the next read.
     pub async fn readline(&mut self) -> io::Result<Vec<u8>> {
         match self.readuntil(b"\n").await {
             Ok(l) => Ok(l),
