@@ -130,3 +130,23 @@ async fn pause_reading_until_cancelled_resumes_reading() -> io::Result<()> {
     assert_eq!(r.readexactly(5).await?, b"after");
     Ok(())
 }
+
+#[tulip::test]
+async fn bytes_received_before_a_reset_are_read_before_the_error() -> io::Result<()> {
+    let _wd = support::watchdog("bytes_before_reset", 20);
+    let (mut r, w, peer) = sock_peer().await?;
+    tulip::sock_sendall(&peer, b"last words").await?;
+    set_rst_on_close(&peer);
+    drop(peer);
+    // The reset is seen when the loop reads after the data; wait for the connection loss.
+    let e = w.wait_closed().await.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+    assert_eq!(r.read(4).await?, b"last");
+    assert_eq!(r.readexactly(6).await?, b" words");
+    // Then the error, on every read.
+    for _ in 0..2 {
+        let e = r.read(100).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+    }
+    Ok(())
+}

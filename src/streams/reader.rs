@@ -29,6 +29,17 @@ pub(crate) const DIRECT_MIN: usize = 4 * 1024;
 /// an idle connection holds almost nothing, and one grown by a large message is given back
 /// once it is drained. `futures_io::AsyncRead::poll_read` with a large destination (4 KiB or
 /// more) and nothing buffered receives straight into that destination.
+///
+/// # Bytes before errors
+/// When the connection is lost with an error (a reset, a TLS alert), the bytes received
+/// before it are still returned first: every read hands out what is buffered, and only a
+/// read that finds the buffer empty reports the error (and every later one does too).
+/// asyncio raises the stored exception at once and the buffered bytes are lost. tulip
+/// differs because those bytes are often the point: a server's last response, or its error
+/// message, sent just before it reset the connection; a Rust socket's `read` behaves the
+/// same way (data first, the error on the next call). The error is never lost either: it
+/// comes as soon as the buffered bytes are read, and `readexactly`/`readuntil` that cannot
+/// complete report it while leaving the bytes they waited on in the buffer.
 pub struct StreamReader {
     state: Rc<StreamState>,
     transport: Transport,
@@ -171,7 +182,8 @@ impl StreamReader {
     /// Reads up to `n` bytes; an empty vector at EOF (asyncio's `read(n)`).
     ///
     /// # Errors
-    /// The connection's error if it was lost with one.
+    /// The connection's error if it was lost with one (after the bytes received before it
+    /// have been read; see [`StreamReader`]).
     ///
     /// # Cancel safety
     /// Cancel-safe: it waits only while nothing is buffered, and bytes leave the reader only
