@@ -83,6 +83,56 @@
 //! the protocol's state. Reads go into one 256 KiB buffer per loop and reach
 //! `data_received` as a borrowed slice; `write` sends at once when nothing is buffered.
 //!
+//! ## futures-io interop
+//! [`StreamReader`] implements `futures_io::AsyncRead` and `AsyncBufRead`, and [`StreamWriter`]
+//! implements `futures_io::AsyncWrite`, so the stream pair works with the futures ecosystem
+//! (`futures_util::io::copy`, `asynchronous-codec`'s `FramedRead`/`FramedWrite`, hyper through a
+//! small `hyper::rt` adapter). `poll_write` waits while the transport is paused for writing;
+//! `poll_flush` is `drain`; `poll_close` closes and waits until the connection is closed; flushing
+//! or closing a writer already closed cleanly is `Ok`, and a connection lost with an error reports
+//! it.
+//!
+//! Three of asyncio's method names shadow the extension traits' methods: `StreamWriter::write`
+//! (which returns nothing: "`()` is not a future") and `StreamWriter::close`, and
+//! `StreamReader::read(n)`. Call those through the trait — `AsyncWriteExt::write(&mut w, buf)`,
+//! `AsyncWriteExt::close(&mut w)`, `AsyncReadExt::read(&mut r, &mut buf)`; the others
+//! (`write_all`, `flush`, `read_exact`, `read_to_end`, `read_line`, …) work as method calls.
+//!
+//! ```
+//! use futures_util::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     tulip::run(async {
+//!         // An echo server written with futures-io's `copy`.
+//!         let server = tulip::start_server(
+//!             |mut reader: tulip::StreamReader, mut writer: tulip::StreamWriter| async move {
+//!                 futures_util::io::copy(&mut reader, &mut writer).await?;
+//!                 AsyncWriteExt::close(&mut writer).await
+//!             },
+//!             "127.0.0.1",
+//!             0,
+//!         )
+//!         .await?;
+//!         let port = server.local_addr().expect("a TCP server").port();
+//!
+//!         let (mut reader, mut writer) = tulip::open_connection("127.0.0.1", port).await?;
+//!         // No tulip method is named `write_all`, `flush` or `read_line`: method calls work.
+//!         writer.write_all(b"hello\nworld\n").await?;
+//!         writer.flush().await?;
+//!         writer.write_eof();
+//!         let mut line = String::new();
+//!         reader.read_line(&mut line).await?;
+//!         assert_eq!(line, "hello\n");
+//!         // `read`, `write` and `close` are tulip's own (asyncio's) methods: name the trait.
+//!         let mut buf = [0u8; 64];
+//!         let n = AsyncReadExt::read(&mut reader, &mut buf).await?;
+//!         assert_eq!(&buf[..n], b"world\n");
+//!         assert_eq!(AsyncReadExt::read(&mut reader, &mut buf).await?, 0); // EOF
+//!         AsyncWriteExt::close(&mut writer).await // Ok: flush after close is not an error
+//!     })
+//! }
+//! ```
+//!
 //! ## Platforms and selector backends
 //! tulip runs on Unix. The selector, which waits for I/O readiness, has two backends, chosen
 //! at compile time:
@@ -159,3 +209,8 @@ pub use tulip_macros::{main, test};
 
 #[doc(no_inline)]
 pub use socket2;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

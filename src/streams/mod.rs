@@ -79,6 +79,11 @@ fn stream_protocol(limit: usize) -> (Rc<StreamState>, StreamProto) {
 ///
 /// # Errors
 /// As [`create_connection`].
+///
+/// # Cancel safety
+/// As [`create_connection`]: dropping it before it completes leaves nothing behind (a name
+/// lookup still running is discarded, connection attempts are closed, a transport already
+/// started — waiting for a TLS handshake — is aborted), and a new call starts over.
 pub async fn open_connection(host: &str, port: u16) -> io::Result<(StreamReader, StreamWriter)> {
     open_connection_with(host, port, ConnectOptions::default(), DEFAULT_LIMIT).await
 }
@@ -87,6 +92,9 @@ pub async fn open_connection(host: &str, port: u16) -> io::Result<(StreamReader,
 ///
 /// # Errors
 /// As [`create_connection`].
+///
+/// # Cancel safety
+/// As [`open_connection`].
 pub async fn open_connection_with(
     host: &str,
     port: u16,
@@ -103,6 +111,10 @@ pub async fn open_connection_with(
 ///
 /// # Errors
 /// As [`create_unix_connection`](crate::create_unix_connection).
+///
+/// # Cancel safety
+/// As [`open_connection`]: dropping it closes the socket being connected, or aborts the
+/// transport already started; nothing is left behind.
 pub async fn open_unix_connection(
     path: impl AsRef<Path>,
 ) -> io::Result<(StreamReader, StreamWriter)> {
@@ -113,6 +125,9 @@ pub async fn open_unix_connection(
 ///
 /// # Errors
 /// As [`create_unix_connection_with`](crate::create_unix_connection_with).
+///
+/// # Cancel safety
+/// As [`open_unix_connection`].
 pub async fn open_unix_connection_with(
     path: impl AsRef<Path>,
     options: ConnectOptions,
@@ -186,6 +201,11 @@ where
 ///
 /// # Errors
 /// As [`create_server`].
+///
+/// # Cancel safety
+/// Cancel-safe, as [`create_server`]: it waits only for the name lookup (which finishes on
+/// the blocking pool and is discarded); nothing is bound and no callback runs until it
+/// completes.
 pub async fn start_server<F, Fut>(
     client_connected_cb: F,
     host: &str,
@@ -210,6 +230,9 @@ where
 ///
 /// # Errors
 /// As [`create_server`].
+///
+/// # Cancel safety
+/// As [`start_server`].
 pub async fn start_server_with<F, Fut>(
     client_connected_cb: F,
     host: &str,
@@ -241,6 +264,10 @@ where
 ///
 /// # Errors
 /// As [`create_unix_server`].
+///
+/// # Cancel safety
+/// Cancel-safe: it completes at its first poll (it waits for nothing), as
+/// [`create_unix_server`].
 pub async fn start_unix_server<F, Fut>(
     client_connected_cb: F,
     path: impl AsRef<Path>,
@@ -263,6 +290,9 @@ where
 ///
 /// # Errors
 /// As [`create_unix_server`].
+///
+/// # Cancel safety
+/// As [`start_unix_server`].
 pub async fn start_unix_server_with<F, Fut>(
     client_connected_cb: F,
     path: impl AsRef<Path>,
@@ -342,17 +372,35 @@ impl Transport {
     /// Pauses reading until `fut` completes, running it as a task: the "async
     /// `data_received`" — a protocol hands the slow work for one request to a task and reads
     /// the next request only when it is done, so answers stay in order. Returns the task.
+    ///
+    /// # Cancel safety
+    /// The returned [`Task`](crate::Task) is as every task: dropping it (or only its
+    /// `.await`) leaves `fut` running, and reading resumes when it is done. Cancelling it
+    /// ([`Task::cancel`](crate::Task::cancel), or the loop closing) drops `fut` where it
+    /// waits — what it had done so far stays done, the rest is lost — and resumes reading,
+    /// so the connection never stays paused.
     pub fn pause_reading_until<F>(&self, fut: F) -> crate::Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
         self.pause_reading();
-        let t = self.clone();
+        // Resumes reading when `fut` is done, or dropped by a cancel.
+        let resume = ResumeOnDrop(self.clone());
         crate::spawn(async move {
             let out = fut.await;
-            t.resume_reading();
+            drop(resume);
             out
         })
+    }
+}
+
+/// Resumes the transport's reading when dropped (`pause_reading_until`'s task finishing or
+/// cancelled); `resume_reading` only registers the socket again, it runs no user code.
+struct ResumeOnDrop(Transport);
+
+impl Drop for ResumeOnDrop {
+    fn drop(&mut self) {
+        self.0.resume_reading();
     }
 }

@@ -29,6 +29,17 @@ pub(crate) const DIRECT_MIN: usize = 4 * 1024;
 /// an idle connection holds almost nothing, and one grown by a large message is given back
 /// once it is drained. `futures_io::AsyncRead::poll_read` with a large destination (4 KiB or
 /// more) and nothing buffered receives straight into that destination.
+///
+/// # Bytes before errors
+/// When the connection is lost with an error (a reset, a TLS alert), the bytes received
+/// before it are still returned first: every read hands out what is buffered, and only a
+/// read that finds the buffer empty reports the error (and every later one does too).
+/// asyncio raises the stored exception at once and the buffered bytes are lost. tulip
+/// differs because those bytes are often the point: a server's last response, or its error
+/// message, sent just before it reset the connection; a Rust socket's `read` behaves the
+/// same way (data first, the error on the next call). The error is never lost either: it
+/// comes as soon as the buffered bytes are read, and `readexactly`/`readuntil` that cannot
+/// complete report it while leaving the bytes they waited on in the buffer.
 pub struct StreamReader {
     state: Rc<StreamState>,
     transport: Transport,
@@ -171,7 +182,12 @@ impl StreamReader {
     /// Reads up to `n` bytes; an empty vector at EOF (asyncio's `read(n)`).
     ///
     /// # Errors
-    /// The connection's error if it was lost with one.
+    /// The connection's error if it was lost with one (after the bytes received before it
+    /// have been read; see [`StreamReader`]).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it waits only while nothing is buffered, and bytes leave the reader only
+    /// when it completes; a cancelled call loses nothing.
     pub async fn read(&mut self, n: usize) -> io::Result<Vec<u8>> {
         if n == 0 {
             return Ok(Vec::new());
@@ -188,23 +204,32 @@ impl StreamReader {
     /// Reads until EOF (asyncio's `read(-1)`).
     ///
     /// # Errors
-    /// The connection's error if it was lost with one.
+    /// The connection's error if it was lost with one; what was received before it stays
+    /// in the reader for the next read.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: what it has received so far stays in the reader's buffer until EOF, so
+    /// after a cancelled call (a `timeout`) the next read returns every byte, in order.
     pub async fn read_to_eof(&mut self) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        loop {
-            out.extend_from_slice(self.buf.data());
-            self.buf.clear();
-            self.consumed();
-            if !self.more().await? {
-                return Ok(out);
-            }
-        }
+        // Everything stays in the reader's buffer until EOF, so a cancelled call loses
+        // nothing. Reading is not paused by what piles up here: `more` resumes it.
+        while self.more().await? {}
+        let n = self.buf.len();
+        let out = self.buf.take(n);
+        self.consumed();
+        Ok(out)
     }
 
     /// Reads exactly `n` bytes (asyncio's `readexactly`).
     ///
     /// # Errors
-    /// [`IncompleteRead`] with the bytes read if EOF comes first.
+    /// [`IncompleteRead`] with the bytes read (which are consumed) if EOF comes first; the
+    /// connection's error if it was lost with one before `n` bytes arrived (they stay in
+    /// the reader).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the bytes wait in the reader's buffer until all `n` are there; a
+    /// cancelled call leaves them for the next read.
     pub async fn readexactly(&mut self, n: usize) -> io::Result<Vec<u8>> {
         while self.buf.len() < n {
             if !self.more().await? {
@@ -224,6 +249,10 @@ impl StreamReader {
     /// - [`IncompleteRead`] (with everything read, which is consumed) at EOF before the
     ///   separator;
     /// - [`LimitOverrun`] when the limit is reached first; the data stays in the buffer.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: the data waits in the reader's buffer until the separator is found; a
+    /// cancelled call leaves it for the next read (which searches it again from its start).
     ///
     /// # Panics
     /// If `separator` is empty.
@@ -273,6 +302,10 @@ impl StreamReader {
     /// A line over the limit: an `InvalidData` error carrying a [`LimitOverrun`]. As in
     /// asyncio the line (or, if its end has not arrived, the buffer) is dropped, so the
     /// stream stays usable.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe, as [`readuntil`](StreamReader::readuntil): a partial line stays in the
+    /// reader's buffer for the next read.
     pub async fn readline(&mut self) -> io::Result<Vec<u8>> {
         match self.readuntil(b"\n").await {
             Ok(l) => Ok(l),

@@ -92,6 +92,10 @@ impl StreamWriter {
     /// # Errors
     /// The connection's error if it was lost (`ConnectionReset` "Connection lost" if it was
     /// lost without one).
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only waits; the written bytes stay in the transport's buffer and are
+    /// sent either way.
     pub async fn drain(&self) -> io::Result<()> {
         if self.transport.is_closing() {
             // Let a scheduled `connection_lost` run first, so that a write loop against a
@@ -127,6 +131,9 @@ impl StreamWriter {
     ///
     /// # Errors
     /// The error the connection was lost with, if any.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: it only watches; the connection is left as it is.
     pub async fn wait_closed(&self) -> io::Result<()> {
         poll_fn(|cx| self.poll_closed(cx)).await
     }
@@ -148,6 +155,12 @@ impl StreamWriter {
     ///
     /// # Errors
     /// The handshake's failure, or the connection's error.
+    ///
+    /// # Cancel safety
+    /// Not cancel-safe once the handshake has begun. Dropped while it waits for the write
+    /// buffer to drain, nothing has changed: the connection stays plain and usable. Dropped
+    /// during the handshake, the connection is closed (never left half-upgraded), and the
+    /// bytes the reader had buffered, handed to the handshake, are lost with it.
     #[cfg(feature = "tls")]
     pub async fn start_tls(
         &mut self,
@@ -181,12 +194,23 @@ impl futures_io::AsyncWrite for StreamWriter {
         }
     }
 
-    /// `drain`.
+    /// `drain`, except that a writer whose connection was closed cleanly (lost without an
+    /// error, e.g. after [`close`](StreamWriter::close) or `poll_close`) flushes `Ok`: there
+    /// is nothing left to flush, and futures-io's callers (`FramedWrite::close`, hyper's
+    /// shutdown) flush again after closing. A connection lost with an error reports it.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let s = &*self.state;
+        if s.lost.get() {
+            return Poll::Ready(match s.error() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            });
+        }
         self.poll_drain(cx)
     }
 
-    /// `close` + `wait_closed`.
+    /// `close` + `wait_closed`: `Ok` once the connection is closed, and at once on a writer
+    /// already closed; the connection's error if it was lost with one.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.transport.close();
         self.poll_closed(cx)
