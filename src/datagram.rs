@@ -172,6 +172,10 @@ pub(crate) fn show_addr(a: &SockAddr) -> String {
 /// for ends with no address family in common (asyncio's `ValueError`s);
 /// resolution failures; otherwise the first failure of the bind or connect.
 ///
+/// # Cancel safety
+/// Cancel-safe: before it completes it only resolves names (off the loop) and creates the
+/// socket; dropping it closes that socket, and no protocol is made or called.
+///
 /// # Panics
 /// Outside of a running loop.
 pub async fn create_datagram_endpoint<P, F>(

@@ -257,6 +257,35 @@ impl<H: Host> Core<H> {
     }
 
     /// Delivers `connection_made` (once).
+    /// asyncio's start of a transport, scheduled with `call_soon`: the protocol's
+    /// `connection_made(handle)`, then `start_reading` unless the transport began closing
+    /// meanwhile, then `waiter` (if any) completes. The transport claims `fd` at once, so that
+    /// `add_reader` & co. refuse it while the transport owns it.
+    pub(crate) fn start(
+        &self,
+        fd: RawFd,
+        handle: <H::Proto as CoreProto>::Handle,
+        start_reading: impl FnOnce() + 'static,
+        waiter: Option<crate::LoopFuture<()>>,
+    ) where
+        <H::Proto as CoreProto>::Handle: 'static,
+    {
+        self.claim_fd(fd);
+        let Some(t) = self.this() else { return };
+        self.lp.call_soon(move || {
+            let core = t.core();
+            core.connection_made(&handle);
+            if !core.is_closing() {
+                start_reading();
+            }
+            if let Some(w) = waiter {
+                if !w.done() {
+                    w.set_result(());
+                }
+            }
+        });
+    }
+
     pub(crate) fn connection_made(&self, t: &<H::Proto as CoreProto>::Handle) {
         self.connected.set(true);
         self.call(|p| p.connection_made(t));

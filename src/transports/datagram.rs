@@ -156,20 +156,9 @@ impl Endpoint {
             reader: IoWatch::new(Direction::Read),
             writer: IoWatch::new(Direction::Write),
         });
-        // add_reader & co. refuse the fd while the endpoint owns it.
-        t.core.claim_fd(t.fd);
         let t2 = t.clone();
-        lp.call_soon(move || {
-            t2.core.connection_made(&t2.handle());
-            if !t2.core.is_closing() {
-                t2.add_reader();
-            }
-            if let Some(w) = waiter {
-                if !w.done() {
-                    w.set_result(());
-                }
-            }
-        });
+        t.core
+            .start(t.fd, t.handle(), move || t2.add_reader(), waiter);
         t
     }
 

@@ -113,19 +113,17 @@ impl<R: RawIo> StreamTransport<R> {
             reader: IoWatch::new(Direction::Read),
             writer: IoWatch::new(Direction::Write),
         });
-        t.core.claim_fd(t.fd);
         let t2 = t.clone();
-        lp.call_soon(move || {
-            t2.core.connection_made(&t2.handle());
-            if !t2.core.is_closing() && !t2.paused.get() {
-                t2.add_reader();
-            }
-            if let Some(w) = waiter {
-                if !w.done() {
-                    w.set_result(());
+        t.core.start(
+            t.fd,
+            t.handle(),
+            move || {
+                if !t2.paused.get() {
+                    t2.add_reader();
                 }
-            }
-        });
+            },
+            waiter,
+        );
         t
     }
 
