@@ -281,6 +281,11 @@ impl StreamReader {
                 }
                 offset = data.len() + 1 - seplen;
                 if offset > self.state.limit {
+                    // asyncio has one buffer: judge the limit on everything received so
+                    // far, the separator may be in what the protocol received since.
+                    if self.pull() {
+                        continue;
+                    }
                     return Err(LimitOverrun {
                         message: "Separator is not found, and chunk exceed the limit",
                         consumed: offset,
