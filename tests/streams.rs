@@ -496,6 +496,7 @@ async fn drain_pending_when_the_peer_resets_returns_an_error() -> io::Result<()>
 /// in a loop would never call connection_lost(), so it would not see an error when the
 /// socket is closed." Here the send fails (the peer reset) and `connection_lost` is only
 /// scheduled: `drain` must yield once so that the loop sees the error (it spun before that fix).
+// CPython: test_streams.py StreamTests.test_drain_raises
 #[tulip::test]
 async fn write_drain_loop_sees_the_reset() -> io::Result<()> {
     let _w = support::watchdog("write_drain_loop_sees_the_reset", 10);
@@ -653,6 +654,7 @@ async fn async_buf_read_lines_read_line_and_read_until() -> io::Result<()> {
 
 // ---- 7. close, wait_closed, at_eof, read(n), read_to_eof -----------------------------------
 
+// CPython: test_streams.py StreamTests.test_wait_closed_on_close
 #[tulip::test]
 async fn close_then_wait_closed() -> io::Result<()> {
     let _w = support::watchdog("close_then_wait_closed", 10);
@@ -749,6 +751,7 @@ async fn at_eof_read_n_and_read_to_eof() -> io::Result<()> {
 
 /// asyncio's `StreamWriter.__del__` closes the transport: here when the last of the reader
 /// and writer handles goes.
+// CPython: test_streams.py StreamTests.test_unclosed_resource_warnings (tulip closes the connection when the last handle goes; no warning)
 #[tulip::test]
 async fn dropping_the_last_handle_closes_the_connection() -> io::Result<()> {
     let _w = support::watchdog("dropping_the_last_handle_closes_the_connection", 10);
@@ -805,6 +808,7 @@ async fn start_server_handler_error_goes_to_the_exception_handler() -> io::Resul
 
 // ---- 9. Unix sockets -----------------------------------------------------------------------
 
+// CPython: test_streams.py StreamTests.test_start_unix_server
 #[tulip::test]
 async fn unix_server_and_connection_echo() -> io::Result<()> {
     let _w = support::watchdog("unix_server_and_connection_echo", 10);
