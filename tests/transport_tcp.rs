@@ -20,6 +20,7 @@ const MIB: usize = 1024 * 1024;
 
 // ---- how a connection ends: connection_lost exactly once each time --------------------------
 
+// CPython: test_selector_events.py SelectorSocketTransportTests.test_read_ready_eof
 #[tulip::test]
 async fn peer_eof_closes_the_transport_and_connection_lost_runs_once() {
     let _w = support::watchdog("peer_eof", 10);
@@ -81,6 +82,7 @@ async fn abort_ends_the_connection_and_connection_lost_runs_once() {
     assert_eq!(p.events(), [Event::CM, Event::CL(None)]);
 }
 
+// CPython: test_selector_events.py SelectorSocketTransportTests.test_read_ready_conn_reset
 #[tulip::test]
 async fn peer_reset_gives_connection_lost_with_the_error_once() {
     let _w = support::watchdog("peer_reset_lost", 10);
@@ -100,6 +102,7 @@ async fn peer_reset_gives_connection_lost_with_the_error_once() {
     );
 }
 
+// CPython: test_selector_events.py SelectorSocketTransportTests.test_data_received_error
 #[tulip::test]
 async fn a_panic_in_data_received_is_reported_and_closes_the_connection() {
     let _w = support::watchdog("panic_in_data_received", 10);
@@ -147,6 +150,7 @@ async fn a_panic_in_connection_made_is_reported_and_closes_the_connection() {
     assert_eq!(seen[0].1.as_deref(), Some("boom in connection_made"));
 }
 
+// CPython: test_selector_events.py SelectorSocketTransportTests.test_write_exception
 #[tulip::test]
 async fn a_fatal_write_error_gives_connection_lost_once() {
     let _w = support::watchdog("fatal_write_error", 10);
@@ -258,6 +262,7 @@ async fn abort_drops_unsent_data() {
 
 // ---- half-close -----------------------------------------------------------------------------
 
+// CPython: test_selector_events.py SelectorSocketTransportTests.test_read_ready_eof_keep_open
 #[tulip::test]
 async fn peer_half_close_with_eof_received_true_keeps_the_transport_writable() {
     let _w = support::watchdog("peer_half_close", 10);
@@ -461,6 +466,7 @@ async fn pause_reading_really_stops_data_received() {
     assert_stream_order(&p.events());
 }
 
+// CPython: test_selector_events.py SelectorSocketTransportTests.test_pause_reading_connection_made
 #[tulip::test]
 async fn pause_reading_in_connection_made_holds_data_and_eof() {
     let _w = support::watchdog("pause_reading_in_cm", 10);
@@ -557,6 +563,7 @@ async fn buffered_protocol_with_a_1_mib_buffer() {
     buffered_roundtrip(MIB, 8 * MIB).await;
 }
 
+// CPython: test_selector_events.py SelectorSocketTransportBufferedProtocolTests.test_get_buffer_zerosized
 #[tulip::test]
 async fn buffered_protocol_returning_an_empty_buffer_is_an_error() {
     let _w = support::watchdog("buffered_empty", 10);
