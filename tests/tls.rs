@@ -437,6 +437,7 @@ async fn buffered_protocol_over_tls_gets_get_buffer_buffer_updated_pairs() {
 
 // ---- handshake failures ----------------------------------------------------------------------
 
+// CPython: test_sslproto.py BaseStartTLS.test_create_connection_ssl_failed_certificate
 #[tulip::test]
 async fn unknown_ca_fails_the_handshake_on_both_sides_without_connection_made() {
     let _w = support::watchdog("unknown_ca", 10);
@@ -600,6 +601,7 @@ async fn server_handshake_timeout_drops_a_silent_client_on_time_and_keeps_servin
     server.close();
 }
 
+// CPython: test_sslproto.py BaseStartTLS.test_create_connection_ssl_slow_handshake (asyncio: ConnectionAbortedError; tulip: TimedOut)
 #[tulip::test]
 async fn client_handshake_timeout_against_a_listener_that_never_answers() {
     let _w = support::watchdog("client_handshake_timeout", 10);
@@ -1638,6 +1640,7 @@ async fn server_close_clients_closes_tls_connections_with_close_notify() {
 
 // ---- write_eof, extra info ------------------------------------------------------------------------
 
+// CPython: test_selector_events.py SelectorSslTransportTests.test_write_eof (asyncio raises NotImplementedError)
 #[tulip::test]
 async fn write_eof_is_not_supported_and_panics_clearly() {
     let _w = support::watchdog("write_eof", 10);

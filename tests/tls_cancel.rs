@@ -14,6 +14,7 @@ use proto_support::*;
 use tls_support::*;
 use tulip::TlsOptions;
 
+// CPython: test_sslproto.py BaseStartTLS.test_start_tls_slow_client_cancel
 #[tulip::test]
 async fn a_cancelled_start_tls_closes_the_connection() {
     let _w = support::watchdog("start_tls_cancelled", 10);
@@ -48,6 +49,7 @@ async fn a_cancelled_start_tls_closes_the_connection() {
 
 /// `create_connection` with TLS, cancelled during the handshake: the raw transport is
 /// aborted, the peer sees the connection end, and the protocol never heard of it.
+// CPython: test_sslproto.py BaseStartTLS.test_handshake_timeout (wait_for around a TLS create_connection)
 #[tulip::test]
 async fn a_cancelled_tls_create_connection_aborts_the_connection() {
     let _w = support::watchdog("create_connection_cancelled", 10);

@@ -143,11 +143,12 @@ impl ProtoObj for StreamProto {
         self.read_with(|b| io.read(b), shared)
     }
 
-    fn feed(&mut self, data: &[u8]) {
+    fn feed(&mut self, data: &[u8]) -> io::Result<()> {
         if !data.is_empty() {
             self.received(data);
             self.wake_reader();
         }
+        Ok(())
     }
 
     fn eof_received(&mut self) -> bool {

@@ -103,14 +103,14 @@ impl TlsOptions {
     }
 
     /// How long the handshake may take (default 60 s): a peer that never speaks TLS is
-    /// dropped on time.
+    /// dropped on time. Zero is refused (`InvalidInput`) where the handshake would start.
     pub fn handshake_timeout(mut self, d: Duration) -> TlsOptions {
         self.handshake_timeout = d;
         self
     }
 
     /// How long a closing connection may wait for its `close_notify` to go out (default
-    /// 30 s) before it is aborted.
+    /// 30 s) before it is aborted. Zero is refused, as for the handshake timeout.
     pub fn shutdown_timeout(mut self, d: Duration) -> TlsOptions {
         self.shutdown_timeout = d;
         self
@@ -201,13 +201,20 @@ pub(crate) struct Wrapped {
 /// `create_server` and `start_tls` all come through here.
 ///
 /// # Errors
-/// `InvalidInput` for a client without a usable server name; rustls' refusal to start.
+/// `InvalidInput` for a client without a usable server name, or a zero handshake or
+/// shutdown timeout (asyncio's `ValueError`); rustls' refusal to start.
 pub(crate) fn wrap(
     lp: &EventLoop,
     user: ProtoRc,
     options: TlsOptions,
     role: Role<'_>,
 ) -> io::Result<Wrapped> {
+    if options.handshake_timeout.is_zero() || options.shutdown_timeout.is_zero() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the TLS handshake and shutdown timeouts should be positive",
+        ));
+    }
     let (transport, handshake) = TlsTransport::new(lp, options, user, &role)?;
     let protocol =
         <TlsProtocol as StreamProtocol<kind::Stream>>::into_obj(TlsProtocol(transport.clone()));

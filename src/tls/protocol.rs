@@ -150,7 +150,9 @@ impl TlsTransport {
                     }
                 }
             }
-            self.deliver_plaintext();
+            if !self.deliver_plaintext() {
+                return;
+            }
             if rd.is_empty() || self.core.is_lost() {
                 break;
             }
@@ -242,23 +244,29 @@ impl TlsTransport {
         }
     }
 
-    fn deliver_plaintext(&self) {
+    /// Hands the decrypted bytes to the user's protocol; `false` if it failed on them (a
+    /// `BufferedProtocol`'s empty buffer), which fails the connection.
+    fn deliver_plaintext(&self) -> bool {
         if self.plain.borrow().is_empty() || !self.core.is_connected() {
-            return;
+            return true;
         }
         if self.core.is_closing() || !self.app.get().receives() {
             // Data that arrives after close() is discarded, as asyncio does.
             self.plain.borrow_mut().clear();
-            return;
+            return true;
         }
         let data = self.plain.take();
-        self.core.call(|p| p.feed(&data));
+        if let Some(Err(e)) = self.core.call(|p| p.feed(&data)) {
+            self.fail_with(e);
+            return false;
+        }
         let mut plain = self.plain.borrow_mut();
         if plain.is_empty() {
             let mut data = data;
             data.clear();
             *plain = data;
         }
+        true
     }
 
     /// The raw transport paused or resumed writing: so does the TLS transport.

@@ -59,8 +59,9 @@ pub(crate) mod sealed {
         /// read) instead of being called through `ReadFn` (two).
         #[allow(private_interfaces)] // the trait is sealed: only tulip implements and calls it
         fn read_socket(&mut self, io: &SocketIo, shared: &mut [u8]) -> ReadOutcome;
-        /// Hands `data`, received by other means (a TLS layer), to the protocol.
-        fn feed(&mut self, data: &[u8]);
+        /// Hands `data`, received by other means (a TLS layer), to the protocol. Fails as
+        /// a read would: a `BufferedProtocol` that gives an empty buffer.
+        fn feed(&mut self, data: &[u8]) -> io::Result<()>;
         fn eof_received(&mut self) -> bool;
         fn connection_lost(&mut self, exc: Option<io::Error>);
         fn pause_writing(&mut self);
@@ -182,10 +183,11 @@ impl<P: Protocol> ProtoObj for Plain<P> {
     fn read_socket(&mut self, io: &SocketIo, shared: &mut [u8]) -> ReadOutcome {
         self.read_with(|b| io.read(b), shared)
     }
-    fn feed(&mut self, data: &[u8]) {
+    fn feed(&mut self, data: &[u8]) -> io::Result<()> {
         if !data.is_empty() {
             self.0.data_received(data);
         }
+        Ok(())
     }
     fn eof_received(&mut self) -> bool {
         self.0.eof_received()
@@ -207,6 +209,15 @@ impl<P: Protocol> ProtoObj for Plain<P> {
 /// Holds a [`BufferedProtocol`].
 pub(crate) struct Buffered<P>(pub(crate) P);
 
+/// A `BufferedProtocol` whose `get_buffer` gave nothing to read into (asyncio's
+/// `RuntimeError('get_buffer() returned an empty buffer')`).
+fn empty_buffer() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "BufferedProtocol::get_buffer() returned an empty buffer",
+    )
+}
+
 impl<P: BufferedProtocol> Buffered<P> {
     /// The adapter's choice: the protocol's own buffer.
     #[inline(always)]
@@ -217,10 +228,7 @@ impl<P: BufferedProtocol> Buffered<P> {
     ) -> ReadOutcome {
         let buf = self.0.get_buffer(0);
         if buf.is_empty() {
-            return ReadOutcome::Error(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "BufferedProtocol::get_buffer() returned an empty buffer",
-            ));
+            return ReadOutcome::Error(empty_buffer());
         }
         match outcome(read(buf)) {
             Ok(n) => {
@@ -243,17 +251,18 @@ impl<P: BufferedProtocol> ProtoObj for Buffered<P> {
     fn read_socket(&mut self, io: &SocketIo, shared: &mut [u8]) -> ReadOutcome {
         self.read_with(|b| io.read(b), shared)
     }
-    fn feed(&mut self, mut data: &[u8]) {
+    fn feed(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             let buf = self.0.get_buffer(data.len());
             if buf.is_empty() {
-                return;
+                return Err(empty_buffer());
             }
             let n = buf.len().min(data.len());
             buf[..n].copy_from_slice(&data[..n]);
             self.0.buffer_updated(n);
             data = &data[n..];
         }
+        Ok(())
     }
     fn eof_received(&mut self) -> bool {
         self.0.eof_received()
