@@ -60,6 +60,7 @@ async fn connecting_to_localhost_works() {
     assert_eq!(p.wait_lost(5.0).await, None);
 }
 
+// CPython: test_events.py EventLoopTestsMixin.test_create_connection_local_addr
 #[tulip::test]
 async fn local_addr_binds_the_socket_first() {
     let _w = support::watchdog("connect_local_addr", 10);

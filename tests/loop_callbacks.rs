@@ -213,6 +213,7 @@ fn run_until_complete_returns_the_value_and_borrows() {
     lp.close();
 }
 
+// CPython: test_events.py EventLoopTestsMixin.test_run_until_complete_stopped
 #[test]
 #[should_panic(expected = "event loop stopped before the future completed")]
 fn run_until_complete_panics_when_stopped_early() {

@@ -102,6 +102,7 @@ async fn echo_server_and_the_call_order_of_accepted_connections() {
         .unwrap();
 }
 
+// CPython: test_events.py EventLoopTestsMixin.test_create_server_addr_in_use
 #[tulip::test]
 async fn binding_a_port_in_use_is_addr_in_use_and_names_the_address() {
     let _w = support::watchdog("addr_in_use", 10);

@@ -484,6 +484,7 @@ async fn unknown_ca_fails_the_handshake_on_both_sides_without_connection_made() 
     server.close();
 }
 
+// CPython: test_events.py EventLoopTestsMixin.test_create_server_ssl_match_failed
 #[tulip::test]
 async fn hostname_mismatch_names_the_name() {
     let _w = support::watchdog("hostname_mismatch", 10);
