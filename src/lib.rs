@@ -111,11 +111,13 @@
 //!             },
 //!             "127.0.0.1",
 //!             0,
+//!             Default::default(),
 //!         )
 //!         .await?;
 //!         let port = server.local_addr().expect("a TCP server").port();
 //!
-//!         let (mut reader, mut writer) = tulip::open_connection("127.0.0.1", port).await?;
+//!         let (mut reader, mut writer) =
+//!             tulip::open_connection("127.0.0.1", port, Default::default()).await?;
 //!         // No tulip method is named `write_all`, `flush` or `read_line`: method calls work.
 //!         writer.write_all(b"hello\nworld\n").await?;
 //!         writer.flush().await?;
@@ -159,50 +161,45 @@ mod datagram;
 mod error;
 mod event_loop;
 mod future;
-mod net;
+pub mod net;
 mod per_core;
 mod protocols;
 mod selector;
 mod server;
-mod sock;
-mod streams;
+pub mod sock;
+pub mod streams;
 mod sys;
-mod task;
-mod time;
+pub mod task;
+pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
-mod transports;
+pub mod transports;
 
-pub use datagram::{DatagramOptions, create_datagram_endpoint};
+pub use datagram::create_datagram_endpoint;
 pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
     set_last_resort, try_get_running_loop,
 };
 pub use future::LoopFuture;
-pub use net::{
-    ConnectOptions, HAPPY_EYEBALLS_DELAY, connect_accepted_socket, create_connection,
-    create_unix_connection, create_unix_connection_with,
-};
+pub use net::{connect_accepted_socket, create_connection, create_unix_connection};
 pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
 pub use protocols::{BufferedProtocol, DatagramProtocol, Protocol};
-pub use server::{Server, ServerOptions, create_server, create_unix_server};
+pub use server::{Server, create_server, create_unix_server};
 pub use sock::{
-    Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvFromInto,
-    SockRecvInto, SockSendTo, SockSendall, sock_accept, sock_connect, sock_recv, sock_recv_into,
-    sock_recvfrom, sock_recvfrom_into, sock_sendall, sock_sendto,
+    sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_recvfrom_into,
+    sock_sendall, sock_sendto,
 };
 pub use streams::{
-    DEFAULT_LIMIT, HandlerResult, IncompleteRead, LimitOverrun, StreamReader, StreamWriter,
-    open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
-    start_server, start_server_with, start_unix_server, start_unix_server_with,
+    IncompleteRead, LimitOverrun, Stream, StreamReader, StreamWriter, open_connection,
+    open_unix_connection, start_server, start_unix_server,
 };
-pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
-pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
+pub use task::{Task, run, spawn, yield_now};
+pub use time::{sleep, sleep_until, timeout, timeout_at};
 #[cfg(feature = "tls")]
-pub use tls::{TlsOptions, start_tls};
+pub use tls::start_tls;
 pub use transports::datagram::DatagramTransport;
-pub use transports::{ExtraInfo, ExtraObject, ProtocolRef, StreamProtocol, Transport, kind};
+pub use transports::{Buffered, ProtocolRef, Transport};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

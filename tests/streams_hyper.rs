@@ -77,11 +77,12 @@ async fn hyper_http1_client_and_server_end_cleanly() -> io::Result<()> {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let port = server.local_addr().expect("a TCP server").port();
 
-    let (reader, writer) = tulip::open_connection("127.0.0.1", port).await?;
+    let (reader, writer) = tulip::open_connection("127.0.0.1", port, Default::default()).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(HyperIo { reader, writer })
         .await
         .map_err(io::Error::other)?;
