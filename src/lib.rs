@@ -54,6 +54,32 @@
 //! installed, they are written to stderr, one line each, so they never vanish (Python's
 //! `logging.lastResort`; [`set_last_resort`] turns it off).
 //!
+//! ## Where things are
+//! asyncio's functions are at the crate root, under asyncio's names ([`run`], [`spawn`],
+//! [`sleep`], [`sock_recv`], [`create_connection`], [`open_connection`], [`start_server`], …),
+//! and so are the types nearly every program names ([`EventLoop`], [`Task`], [`Protocol`],
+//! [`BufferedProtocol`], [`Buffered`], [`Transport`], [`ProtocolRef`], [`Server`],
+//! [`StreamReader`], [`StreamWriter`], [`Stream`]) and the errors, as asyncio's exceptions
+//! ([`Cancelled`], [`TimeoutError`], [`IncompleteRead`], …). The futures those functions
+//! return, their options and the helper types are in the module of their area, as in tokio:
+//! - [`time`]: [`Sleep`](time::Sleep), [`Timeout`](time::Timeout);
+//! - [`task`]: [`YieldNow`](task::YieldNow), [`CancelTask`](task::CancelTask);
+//! - [`sock`]: [`SockRecv`](sock::SockRecv) … [`SockSendTo`](sock::SockSendTo), and the
+//!   [`Accept`](sock::Accept) and [`RecvFrom`](sock::RecvFrom) traits;
+//! - [`net`]: [`ConnectOptions`](net::ConnectOptions), [`ServerOptions`](net::ServerOptions),
+//!   [`DatagramOptions`](net::DatagramOptions), [`HAPPY_EYEBALLS_DELAY`](net::HAPPY_EYEBALLS_DELAY);
+//! - [`streams`]: [`DEFAULT_LIMIT`](streams::DEFAULT_LIMIT), [`HandlerResult`](streams::HandlerResult);
+//! - [`transports`]: [`ExtraInfo`](transports::ExtraInfo), [`TransportFd`](transports::TransportFd),
+//!   [`StreamProtocol`](transports::StreamProtocol);
+//! - `tls`: `TlsOptions`, `TlsConfig`, `TlsError` (feature `tls`).
+//!
+//! Every entry point that connects or serves takes one options value, last —
+//! `open_connection(host, port, options)`, `start_server(cb, host, port, options)` — with
+//! `Default::default()` for asyncio's defaults. An option the entry point cannot honour (Happy
+//! Eyeballs on a Unix socket, a stream `limit` for a callback protocol) is refused with
+//! `InvalidInput` naming it, as asyncio raises `TypeError` for a keyword it does not take.
+//! A [`BufferedProtocol`] is passed wrapped, `Buffered(p)`; a [`Protocol`] as it is.
+//!
 //! ## asyncio ↔ tulip
 //! | asyncio | tulip |
 //! |---|---|
@@ -66,13 +92,14 @@
 //! | `asyncio.sleep`, `asyncio.wait_for` / `asyncio.timeout` | [`sleep`], [`timeout`] |
 //! | `asyncio.sleep(0)` | [`yield_now`] |
 //! | `loop.sock_recv` … `loop.sock_sendto` | [`sock_recv`] … [`sock_sendto`] |
-//! | `asyncio.Protocol`, `asyncio.BufferedProtocol` | [`Protocol`], [`BufferedProtocol`] |
+//! | `asyncio.Protocol`, `asyncio.BufferedProtocol` | [`Protocol`], [`BufferedProtocol`] (passed as [`Buffered(p)`](Buffered)) |
+//! | `asyncio.open_connection` / `start_server` (`limit=`, `**kwds`) | [`open_connection`] / [`start_server`] with [`ConnectOptions`](net::ConnectOptions) / [`ServerOptions`](net::ServerOptions) (`.limit(n)`) |
 //! | `asyncio.Transport` | [`Transport`] |
 //! | `loop.create_connection` | [`create_connection`] (Happy Eyeballs on by default) |
 //! | `loop.create_server` → `Server` | [`create_server`] → [`Server`] |
 //! | `loop.create_unix_connection` / `create_unix_server` | [`create_unix_connection`], [`create_unix_server`] |
 //! | `loop.connect_accepted_socket` | [`connect_accepted_socket`] |
-//! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`] → [`DatagramTransport`] |
+//! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`](net::DatagramOptions) → [`DatagramTransport`] |
 //! | `asyncio.DatagramProtocol` | [`DatagramProtocol`] |
 //! | `loop.sock_recvfrom_into` | [`sock_recvfrom_into`] |
 //!
@@ -86,8 +113,10 @@
 //! ## futures-io interop
 //! [`StreamReader`] implements `futures_io::AsyncRead` and `AsyncBufRead`, and [`StreamWriter`]
 //! implements `futures_io::AsyncWrite`, so the stream pair works with the futures ecosystem
-//! (`futures_util::io::copy`, `asynchronous-codec`'s `FramedRead`/`FramedWrite`, hyper through a
-//! small `hyper::rt` adapter). `poll_write` waits while the transport is paused for writing;
+//! (`futures_util::io::copy`, `asynchronous-codec`'s `FramedRead`/`FramedWrite`). What wants one
+//! object that is both `AsyncRead` and `AsyncWrite` (`asynchronous-codec`'s `Framed`, a
+//! futures-io → `hyper::rt` adapter) takes a [`Stream`]: [`StreamReader::unsplit`] or
+//! `Stream::from((reader, writer))`, and [`Stream::into_split`] back. `poll_write` waits while the transport is paused for writing;
 //! `poll_flush` is `drain`; `poll_close` closes and waits until the connection is closed; flushing
 //! or closing a writer already closed cleanly is `Ok`, and a connection lost with an error reports
 //! it.

@@ -26,7 +26,7 @@ pub use crate::server::ServerOptions;
 pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
 /// Options of every entry point that opens a connection: [`create_connection`],
-/// [`create_unix_connection`](crate::create_unix_connection),
+/// [`create_unix_connection`],
 /// [`open_connection`](crate::open_connection) and
 /// [`open_unix_connection`](crate::open_unix_connection) (asyncio's keyword arguments).
 /// `Default::default()` is asyncio's defaults.

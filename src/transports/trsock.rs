@@ -181,3 +181,30 @@ impl fmt::Debug for TransportFd {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    #[test]
+    fn a_close_while_lent_waits_for_the_lender() {
+        let (a, _b) = UnixStream::pair().expect("socketpair");
+        let slot = FdSlot::new(OwnedFd::from(a));
+        let view = TransportFd::new(&slot);
+        let kind = view.with(|s| {
+            slot.close();
+            // Closed while lent: the descriptor stays open until the closure returns.
+            s.r#type().ok()
+        });
+        assert_eq!(kind, Some(Some(socket2::Type::STREAM)));
+        assert!(slot.borrow().is_none(), "closed once returned");
+        assert!(view.as_raw_fd().is_none());
+        assert_eq!(
+            view.peer_addr().unwrap_err().kind(),
+            io::ErrorKind::NotConnected
+        );
+    }
+}
