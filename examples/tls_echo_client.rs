@@ -1,4 +1,4 @@
-//! A TLS echo client on streams: `open_connection(….limit(ConnectOptions::new().tls(…)))`
+//! A TLS echo client on streams: `open_connection(host, port, ConnectOptions::new().tls(…))`
 //! connects, verifies the server's certificate, sends a message and prints the echo.
 //!
 //! ```text

@@ -128,6 +128,13 @@ async fn tcp_entry_points_refuse_what_they_cannot_honour() {
         tulip::connect_accepted_socket(|| Quiet, a, ConnectOptions::new().interleave(1)).await,
         "interleave",
     );
+    // TLS on an accepted socket is `tls::start_tls` on its transport.
+    let tls = tulip::tls::TlsOptions::client(tulip::tls::client_config().expect("roots"));
+    let (a, _b) = UnixStream::pair().unwrap();
+    assert_refused(
+        tulip::connect_accepted_socket(|| Quiet, a, ConnectOptions::new().tls(tls)).await,
+        "tls",
+    );
 }
 
 #[tulip::test]
