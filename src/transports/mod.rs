@@ -257,8 +257,12 @@ impl Transport {
         }
     }
 
-    /// Hands the connection to a new protocol (asyncio's `set_protocol`); the new protocol
-    /// gets no `connection_made`. Returns the handle to it.
+    /// Hands the connection to a new protocol (asyncio's `set_protocol`): a [`Protocol`], or
+    /// a [`BufferedProtocol`] as [`Buffered(p)`](Buffered). The new protocol gets no
+    /// `connection_made`. Returns the handle to it.
+    ///
+    /// [`Protocol`]: crate::Protocol
+    /// [`BufferedProtocol`]: crate::BufferedProtocol
     pub fn set_protocol<P: StreamProtocol>(&self, protocol: P) -> ProtocolRef<P::Protocol> {
         let obj = protocol.into_obj();
         self.inner.set_protocol(obj.clone());
