@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 use socket2::{Domain, Socket, Type};
-use tulip::{PerCore, Protocol, ServerOptions, Transport};
+use tulip::{PerCore, Protocol, Transport, net::ServerOptions};
 
 /// Echoes every byte back, pausing reading while the client does not read (as
 /// `tcp_echo_server`).

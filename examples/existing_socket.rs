@@ -65,6 +65,7 @@ async fn main() -> io::Result<()> {
             on_con_lost: on_con_lost.clone(),
         },
         rsock,
+        Default::default(),
     )
     .await?;
 

@@ -41,7 +41,7 @@
 //!   send `HELLO bob STREAM\nfirst\nsec` in one write and `ond\n` later, and gets `FIRST` and
 //!   `SECOND` back.
 //!
-//! A line over 1 KiB in the callback part, or over [`tulip::DEFAULT_LIMIT`] in the stream
+//! A line over 1 KiB in the callback part, or over [`tulip::streams::DEFAULT_LIMIT`] in the stream
 //! part, ends the connection.
 
 use std::io::{self, Write};
@@ -119,7 +119,7 @@ impl Protocol for Mixed {
                         // the greeting; the stream reader reads it first, then what the
                         // socket brings next. From here on the transport feeds the stream
                         // protocol: this `Mixed` is dropped when this call returns.
-                        let (reader, writer) = t.into_streams(&self.buf[next..]);
+                        let (reader, writer) = t.into_streams(&self.buf[next..], None);
                         tulip::spawn(async move {
                             if let Err(e) = shout(reader, writer).await {
                                 eprintln!("mixed: stream connection: {e}");
@@ -253,7 +253,7 @@ async fn main() -> ExitCode {
         factory,
         &addr.ip().to_string(),
         addr.port(),
-        tulip::ServerOptions::new(),
+        Default::default(),
     )
     .await
     {

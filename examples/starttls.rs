@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use tulip::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tulip::tls::rustls::{ClientConfig, ServerConfig};
-use tulip::{ExtraInfo, LoopFuture, StreamReader, StreamWriter, TlsOptions};
+use tulip::{LoopFuture, StreamReader, StreamWriter, tls::TlsOptions, transports::ExtraInfo};
 
 /// What the client tells the server over TLS.
 const SECRET: &[u8] = b"the password is swordfish\n";
@@ -66,6 +66,7 @@ async fn run() -> io::Result<()> {
             move |r, w| serve(r, w, server_config.clone(), served.clone()),
             "127.0.0.1",
             0,
+            Default::default(),
         )
         .await?
     };
@@ -147,7 +148,8 @@ async fn serve_one(
 }
 
 async fn client(port: u16, config: Arc<ClientConfig>) -> io::Result<()> {
-    let (mut reader, mut writer) = tulip::open_connection("127.0.0.1", port).await?;
+    let (mut reader, mut writer) =
+        tulip::open_connection("127.0.0.1", port, Default::default()).await?;
     println!("[client] connected to 127.0.0.1:{port}");
     writer.write(b"STARTTLS\n");
     println!("[client] plaintext: sent \"STARTTLS\\n\"");

@@ -70,7 +70,7 @@ fn split_addr(addr: &str) -> Option<(&str, u16)> {
 
 /// Sends `message` as one line and returns the line that comes back, without its `\n`.
 async fn exchange(host: &str, port: u16, message: &str) -> io::Result<Vec<u8>> {
-    let (mut reader, writer) = tulip::open_connection(host, port).await?;
+    let (mut reader, writer) = tulip::open_connection(host, port, Default::default()).await?;
     writer.write(message.as_bytes());
     writer.write(b"\n");
     writer.drain().await?;

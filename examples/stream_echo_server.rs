@@ -11,7 +11,7 @@
 //! with status 2.
 //!
 //! Every line (`\n` included) comes back as it was sent; a last line without `\n` comes back
-//! at EOF. A line longer than the reader's limit ([`tulip::DEFAULT_LIMIT`], 64 KiB) gets
+//! at EOF. A line longer than the reader's limit ([`tulip::streams::DEFAULT_LIMIT`], 64 KiB) gets
 //! `error: line too long\n` back and the connection is closed — the other connections are
 //! not affected. The close is a "lingering" one: the server shuts down its sending side
 //! first (the client reads the error line, then EOF) and throws away what the client still
@@ -51,7 +51,14 @@ async fn main() -> ExitCode {
 
     // One `echo_lines` task per connection; an `Err` it returns goes to the loop's exception
     // handler, which logs it — the server goes on.
-    let server = match tulip::start_server(echo_lines, &addr.ip().to_string(), addr.port()).await {
+    let server = match tulip::start_server(
+        echo_lines,
+        &addr.ip().to_string(),
+        addr.port(),
+        Default::default(),
+    )
+    .await
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("stream_echo_server: cannot listen on {addr}: {e}");

@@ -133,7 +133,7 @@ async fn exchange(host: &str, port: u16, message: Vec<u8>) -> io::Result<(Vec<u8
         },
         host,
         port,
-        tulip::ConnectOptions::new(),
+        Default::default(),
     )
     .await?;
 

@@ -58,7 +58,7 @@ async fn main() -> std::io::Result<()> {
         || EchoServer { transport: None },
         &addr.ip().to_string(),
         addr.port(),
-        tulip::ServerOptions::new().backlog(1024),
+        tulip::net::ServerOptions::new().backlog(1024),
     )
     .await?;
     let local = server.local_addr().expect("a TCP listener");

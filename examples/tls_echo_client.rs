@@ -1,4 +1,4 @@
-//! A TLS echo client on streams: `open_connection_with(…, ConnectOptions::new().tls(…))`
+//! A TLS echo client on streams: `open_connection(host, port, ConnectOptions::new().tls(…))`
 //! connects, verifies the server's certificate, sends a message and prints the echo.
 //!
 //! ```text
@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tulip::tls::TlsError;
 use tulip::tls::rustls::{self, ClientConfig};
-use tulip::{ConnectOptions, ExtraInfo, StreamWriter, TlsOptions};
+use tulip::{StreamWriter, net::ConnectOptions, tls::TlsOptions, transports::ExtraInfo};
 
 /// Where the client connects when no address is given.
 const DEFAULT_ADDR: &str = "127.0.0.1:8888";
@@ -153,13 +153,8 @@ async fn exchange(
     message: &[u8],
 ) -> io::Result<()> {
     let tls = TlsOptions::client(config).server_hostname(name);
-    let (mut reader, writer) = tulip::open_connection_with(
-        host,
-        port,
-        ConnectOptions::new().tls(tls),
-        tulip::DEFAULT_LIMIT,
-    )
-    .await?;
+    let (mut reader, writer) =
+        tulip::open_connection(host, port, ConnectOptions::new().tls(tls)).await?;
     println!(
         "TLS: {}, {}; certificate verified for {name:?}",
         text_info(&writer, "protocol_version"),

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use tulip::tls::rustls::ServerConfig;
 use tulip::tls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use tulip::{Protocol, ServerOptions, TlsOptions, Transport};
+use tulip::{Protocol, Transport, net::ServerOptions, tls::TlsOptions};
 
 /// Where the server listens when no address is given.
 const DEFAULT_ADDR: &str = "127.0.0.1:8888";

@@ -144,7 +144,7 @@ async fn main() -> io::Result<()> {
         || UpperServer { transport: None },
         "127.0.0.1",
         0,
-        tulip::ServerOptions::new(),
+        Default::default(),
     )
     .await?;
     let addr = server.local_addr().expect("a TCP listener");
@@ -160,7 +160,7 @@ async fn main() -> io::Result<()> {
         },
         "127.0.0.1",
         addr.port(),
-        tulip::ConnectOptions::new(),
+        Default::default(),
     )
     .await?;
     let answer = answered.await?;
@@ -174,10 +174,11 @@ async fn main() -> io::Result<()> {
 
     println!();
     println!("== 7. streams: start_server and open_connection");
-    let server = tulip::start_server(greet, "127.0.0.1", 0).await?;
+    let server = tulip::start_server(greet, "127.0.0.1", 0, Default::default()).await?;
     let addr = server.local_addr().expect("a TCP listener");
     println!("[stream server] listening on {addr}");
-    let (mut reader, writer) = tulip::open_connection("127.0.0.1", addr.port()).await?;
+    let (mut reader, writer) =
+        tulip::open_connection("127.0.0.1", addr.port(), Default::default()).await?;
     for name in ["Ada", "Grace"] {
         println!("[stream client] write({name:?} + newline)");
         writer.write(format!("{name}\n").as_bytes());

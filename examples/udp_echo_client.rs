@@ -115,7 +115,7 @@ async fn exchange(host: &str, port: u16, message: Vec<u8>) -> io::Result<bool> {
             transport: None,
             on_con_lost: on_con_lost.clone(),
         },
-        tulip::DatagramOptions::new().remote_addr(host, port),
+        tulip::net::DatagramOptions::new().remote_addr(host, port),
     )
     .await?;
     // Closes the endpoint however this ends, the time limit included.

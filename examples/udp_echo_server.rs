@@ -47,7 +47,7 @@ async fn main() -> std::io::Result<()> {
             std::process::exit(2);
         }
     };
-    let opts = tulip::DatagramOptions::new().local_addr(&addr.ip().to_string(), addr.port());
+    let opts = tulip::net::DatagramOptions::new().local_addr(&addr.ip().to_string(), addr.port());
     let (transport, _) =
         tulip::create_datagram_endpoint(|| EchoServer { transport: None }, opts).await?;
     let local = transport

@@ -27,7 +27,7 @@ enum Addr {
 /// The options of [`create_datagram_endpoint`], asyncio's keyword arguments as a builder.
 ///
 /// ```
-/// let opts = tulip::DatagramOptions::new().local_addr("127.0.0.1", 0).allow_broadcast(true);
+/// let opts = tulip::net::DatagramOptions::new().local_addr("127.0.0.1", 0).allow_broadcast(true);
 /// # let _ = opts;
 /// ```
 #[derive(Default)]
@@ -160,7 +160,7 @@ pub(crate) fn show_addr(a: &SockAddr) -> String {
 /// }
 ///
 /// # tulip::run(async {
-/// let opts = tulip::DatagramOptions::new().local_addr("127.0.0.1", 9999);
+/// let opts = tulip::net::DatagramOptions::new().local_addr("127.0.0.1", 9999);
 /// let (transport, _proto) = tulip::create_datagram_endpoint(|| Echo(None), opts).await?;
 /// # transport.close();
 /// # std::io::Result::Ok(()) });

@@ -54,6 +54,32 @@
 //! installed, they are written to stderr, one line each, so they never vanish (Python's
 //! `logging.lastResort`; [`set_last_resort`] turns it off).
 //!
+//! ## Where things are
+//! asyncio's functions are at the crate root, under asyncio's names ([`run`], [`spawn`],
+//! [`sleep`], [`sock_recv`], [`create_connection`], [`open_connection`], [`start_server`], …),
+//! and so are the types nearly every program names ([`EventLoop`], [`Task`], [`Protocol`],
+//! [`BufferedProtocol`], [`Buffered`], [`Transport`], [`ProtocolRef`], [`Server`],
+//! [`StreamReader`], [`StreamWriter`], [`Stream`]) and the errors, as asyncio's exceptions
+//! ([`Cancelled`], [`TimeoutError`], [`IncompleteRead`], …). The futures those functions
+//! return, their options and the helper types are in the module of their area, as in tokio:
+//! - [`time`]: [`Sleep`](time::Sleep), [`Timeout`](time::Timeout);
+//! - [`task`]: [`YieldNow`](task::YieldNow), [`CancelTask`](task::CancelTask);
+//! - [`sock`]: [`SockRecv`](sock::SockRecv) … [`SockSendTo`](sock::SockSendTo), and the
+//!   [`Accept`](sock::Accept) and [`RecvFrom`](sock::RecvFrom) traits;
+//! - [`net`]: [`ConnectOptions`](net::ConnectOptions), [`ServerOptions`](net::ServerOptions),
+//!   [`DatagramOptions`](net::DatagramOptions), [`HAPPY_EYEBALLS_DELAY`](net::HAPPY_EYEBALLS_DELAY);
+//! - [`streams`]: [`DEFAULT_LIMIT`](streams::DEFAULT_LIMIT), [`HandlerResult`](streams::HandlerResult);
+//! - [`transports`]: [`ExtraInfo`](transports::ExtraInfo), [`TransportFd`](transports::TransportFd),
+//!   [`StreamProtocol`](transports::StreamProtocol);
+//! - `tls`: `TlsOptions`, `TlsConfig`, `TlsError` (feature `tls`).
+//!
+//! Every entry point that connects or serves takes one options value, last —
+//! `open_connection(host, port, options)`, `start_server(cb, host, port, options)` — with
+//! `Default::default()` for asyncio's defaults. An option the entry point cannot honour (Happy
+//! Eyeballs on a Unix socket, a stream `limit` for a callback protocol) is refused with
+//! `InvalidInput` naming it, as asyncio raises `TypeError` for a keyword it does not take.
+//! A [`BufferedProtocol`] is passed wrapped, `Buffered(p)`; a [`Protocol`] as it is.
+//!
 //! ## asyncio ↔ tulip
 //! | asyncio | tulip |
 //! |---|---|
@@ -66,13 +92,14 @@
 //! | `asyncio.sleep`, `asyncio.wait_for` / `asyncio.timeout` | [`sleep`], [`timeout`] |
 //! | `asyncio.sleep(0)` | [`yield_now`] |
 //! | `loop.sock_recv` … `loop.sock_sendto` | [`sock_recv`] … [`sock_sendto`] |
-//! | `asyncio.Protocol`, `asyncio.BufferedProtocol` | [`Protocol`], [`BufferedProtocol`] |
+//! | `asyncio.Protocol`, `asyncio.BufferedProtocol` | [`Protocol`], [`BufferedProtocol`] (passed as [`Buffered(p)`](Buffered)) |
+//! | `asyncio.open_connection` / `start_server` (`limit=`, `**kwds`) | [`open_connection`] / [`start_server`] with [`ConnectOptions`](net::ConnectOptions) / [`ServerOptions`](net::ServerOptions) (`.limit(n)`) |
 //! | `asyncio.Transport` | [`Transport`] |
 //! | `loop.create_connection` | [`create_connection`] (Happy Eyeballs on by default) |
 //! | `loop.create_server` → `Server` | [`create_server`] → [`Server`] |
 //! | `loop.create_unix_connection` / `create_unix_server` | [`create_unix_connection`], [`create_unix_server`] |
 //! | `loop.connect_accepted_socket` | [`connect_accepted_socket`] |
-//! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`] → [`DatagramTransport`] |
+//! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`](net::DatagramOptions) → [`DatagramTransport`] |
 //! | `asyncio.DatagramProtocol` | [`DatagramProtocol`] |
 //! | `loop.sock_recvfrom_into` | [`sock_recvfrom_into`] |
 //!
@@ -86,8 +113,10 @@
 //! ## futures-io interop
 //! [`StreamReader`] implements `futures_io::AsyncRead` and `AsyncBufRead`, and [`StreamWriter`]
 //! implements `futures_io::AsyncWrite`, so the stream pair works with the futures ecosystem
-//! (`futures_util::io::copy`, `asynchronous-codec`'s `FramedRead`/`FramedWrite`, hyper through a
-//! small `hyper::rt` adapter). `poll_write` waits while the transport is paused for writing;
+//! (`futures_util::io::copy`, `asynchronous-codec`'s `FramedRead`/`FramedWrite`). What wants one
+//! object that is both `AsyncRead` and `AsyncWrite` (`asynchronous-codec`'s `Framed`, a
+//! futures-io → `hyper::rt` adapter) takes a [`Stream`]: [`StreamReader::unsplit`] or
+//! `Stream::from((reader, writer))`, and [`Stream::into_split`] back. `poll_write` waits while the transport is paused for writing;
 //! `poll_flush` is `drain`; `poll_close` closes and waits until the connection is closed; flushing
 //! or closing a writer already closed cleanly is `Ok`, and a connection lost with an error reports
 //! it.
@@ -111,11 +140,13 @@
 //!             },
 //!             "127.0.0.1",
 //!             0,
+//!             Default::default(),
 //!         )
 //!         .await?;
 //!         let port = server.local_addr().expect("a TCP server").port();
 //!
-//!         let (mut reader, mut writer) = tulip::open_connection("127.0.0.1", port).await?;
+//!         let (mut reader, mut writer) =
+//!             tulip::open_connection("127.0.0.1", port, Default::default()).await?;
 //!         // No tulip method is named `write_all`, `flush` or `read_line`: method calls work.
 //!         writer.write_all(b"hello\nworld\n").await?;
 //!         writer.flush().await?;
@@ -159,50 +190,45 @@ mod datagram;
 mod error;
 mod event_loop;
 mod future;
-mod net;
+pub mod net;
 mod per_core;
 mod protocols;
 mod selector;
 mod server;
-mod sock;
-mod streams;
+pub mod sock;
+pub mod streams;
 mod sys;
-mod task;
-mod time;
+pub mod task;
+pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
-mod transports;
+pub mod transports;
 
-pub use datagram::{DatagramOptions, create_datagram_endpoint};
+pub use datagram::create_datagram_endpoint;
 pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
     set_last_resort, try_get_running_loop,
 };
 pub use future::LoopFuture;
-pub use net::{
-    ConnectOptions, HAPPY_EYEBALLS_DELAY, connect_accepted_socket, create_connection,
-    create_unix_connection, create_unix_connection_with,
-};
+pub use net::{connect_accepted_socket, create_connection, create_unix_connection};
 pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
 pub use protocols::{BufferedProtocol, DatagramProtocol, Protocol};
-pub use server::{Server, ServerOptions, create_server, create_unix_server};
+pub use server::{Server, create_server, create_unix_server};
 pub use sock::{
-    Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvFromInto,
-    SockRecvInto, SockSendTo, SockSendall, sock_accept, sock_connect, sock_recv, sock_recv_into,
-    sock_recvfrom, sock_recvfrom_into, sock_sendall, sock_sendto,
+    sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_recvfrom_into,
+    sock_sendall, sock_sendto,
 };
 pub use streams::{
-    DEFAULT_LIMIT, HandlerResult, IncompleteRead, LimitOverrun, StreamReader, StreamWriter,
-    open_connection, open_connection_with, open_unix_connection, open_unix_connection_with,
-    start_server, start_server_with, start_unix_server, start_unix_server_with,
+    IncompleteRead, LimitOverrun, Stream, StreamReader, StreamWriter, open_connection,
+    open_unix_connection, start_server, start_unix_server,
 };
-pub use task::{CancelTask, Task, YieldNow, run, spawn, yield_now};
-pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
+pub use task::{Task, run, spawn, yield_now};
+pub use time::{sleep, sleep_until, timeout, timeout_at};
 #[cfg(feature = "tls")]
-pub use tls::{TlsOptions, start_tls};
+pub use tls::start_tls;
 pub use transports::datagram::DatagramTransport;
-pub use transports::{ExtraInfo, ExtraObject, ProtocolRef, StreamProtocol, Transport, kind};
+pub use transports::{Buffered, ProtocolRef, Transport};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

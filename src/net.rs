@@ -1,5 +1,7 @@
-//! `create_connection` (with Happy Eyeballs), `create_unix_connection`,
-//! `connect_accepted_socket`: from an address to a transport and its protocol.
+//! Connections and servers: `create_connection` (with Happy Eyeballs),
+//! `create_unix_connection`, `connect_accepted_socket` — from an address to a transport and
+//! its protocol — and the options of every entry point that connects or serves
+//! ([`ConnectOptions`], [`ServerOptions`], [`DatagramOptions`]).
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -17,45 +19,59 @@ use crate::time::{Sleep, sleep};
 use crate::transports::socket;
 use crate::transports::{ProtoRc, ProtocolRef, StreamProtocol, Transport};
 
+pub use crate::datagram::DatagramOptions;
+pub use crate::server::ServerOptions;
+
 /// asyncio's recommended `happy_eyeballs_delay` (RFC 8305's "Connection Attempt Delay").
 pub const HAPPY_EYEBALLS_DELAY: Duration = Duration::from_millis(250);
 
-/// Options of [`create_connection`].
+/// Options of every entry point that opens a connection: [`create_connection`],
+/// [`create_unix_connection`],
+/// [`open_connection`](crate::open_connection) and
+/// [`open_unix_connection`](crate::open_unix_connection) (asyncio's keyword arguments).
+/// `Default::default()` is asyncio's defaults.
+///
+/// An option that the entry point cannot honour is refused (`InvalidInput`, naming the
+/// option), never ignored: a Unix socket has no Happy Eyeballs, interleaving or IP local
+/// address, and a callback protocol has no stream buffer `limit`.
 ///
 /// ```
 /// use std::time::Duration;
-/// let opts = tulip::ConnectOptions::new()
+/// let opts = tulip::net::ConnectOptions::new()
 ///     .happy_eyeballs_delay(Some(Duration::from_millis(100)))
-///     .interleave(1);
+///     .interleave(1)
+///     .limit(1 << 20);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
     pub(crate) local_addr: Option<SocketAddr>,
-    pub(crate) happy_eyeballs_delay: Option<Duration>,
-    pub(crate) interleave: usize,
+    /// `None`: not set (asyncio's 250 ms).
+    pub(crate) happy_eyeballs_delay: Option<Option<Duration>>,
+    /// `None`: not set (1).
+    pub(crate) interleave: Option<usize>,
+    /// `None`: not set ([`DEFAULT_LIMIT`](crate::streams::DEFAULT_LIMIT) for streams).
+    pub(crate) limit: Option<usize>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsOptions>,
 }
 
-impl Default for ConnectOptions {
-    fn default() -> Self {
-        ConnectOptions {
-            local_addr: None,
-            happy_eyeballs_delay: Some(HAPPY_EYEBALLS_DELAY),
-            interleave: 1,
-            #[cfg(feature = "tls")]
-            tls: None,
-        }
-    }
+/// The error for an option that `entry` cannot honour.
+pub(crate) fn unsupported(option: &str, entry: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{option} is not supported by {entry}"),
+    )
 }
 
 impl ConnectOptions {
-    /// The defaults: Happy Eyeballs with a 250 ms delay, families interleaved one by one.
+    /// The defaults: Happy Eyeballs with a 250 ms delay, families interleaved one by one, the
+    /// default stream limit.
     pub fn new() -> ConnectOptions {
         ConnectOptions::default()
     }
 
     /// Binds the socket to this local address before connecting (asyncio's `local_addr`).
+    /// TCP only.
     pub fn local_addr(mut self, addr: SocketAddr) -> ConnectOptions {
         self.local_addr = Some(addr);
         self
@@ -63,14 +79,16 @@ impl ConnectOptions {
 
     /// How long to wait for an attempt before starting the next one in parallel; `None`
     /// tries the addresses one after the other, each until it fails (no Happy Eyeballs).
+    /// TCP only; the default is [`HAPPY_EYEBALLS_DELAY`].
     pub fn happy_eyeballs_delay(mut self, delay: Option<Duration>) -> ConnectOptions {
-        self.happy_eyeballs_delay = delay;
+        self.happy_eyeballs_delay = Some(delay);
         self
     }
 
     /// Speaks TLS over the connection (asyncio's `ssl=`): the protocol sees plaintext, after
     /// the handshake, through a TLS transport. The server's certificate is verified against
-    /// `server_hostname`, by default the host given to `create_connection`.
+    /// `server_hostname`, by default the host given to `create_connection` (over a Unix
+    /// socket, set `TlsOptions::server_hostname`).
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::tls::TlsOptions) -> ConnectOptions {
         self.tls = Some(tls);
@@ -78,10 +96,57 @@ impl ConnectOptions {
     }
 
     /// How many addresses of the first family come before one of the other (RFC 8305's
-    /// "First Address Family Count"); 0 keeps the resolver's order.
+    /// "First Address Family Count"); 0 keeps the resolver's order. TCP only; default 1.
     pub fn interleave(mut self, n: usize) -> ConnectOptions {
-        self.interleave = n;
+        self.interleave = Some(n);
         self
+    }
+
+    /// The stream buffer limit (asyncio's `limit=`): how much a `StreamReader` buffers
+    /// before it pauses reading, and the longest line `readline` accepts. Streams only
+    /// (`open_connection`, `open_unix_connection`); default
+    /// [`DEFAULT_LIMIT`](crate::streams::DEFAULT_LIMIT).
+    pub fn limit(mut self, limit: usize) -> ConnectOptions {
+        self.limit = Some(limit);
+        self
+    }
+
+    fn delay(&self) -> Option<Duration> {
+        self.happy_eyeballs_delay
+            .unwrap_or(Some(HAPPY_EYEBALLS_DELAY))
+    }
+
+    /// Takes the stream limit out (the streams use it; the transport below must not see it).
+    pub(crate) fn take_limit(&mut self) -> usize {
+        self.limit.take().unwrap_or(crate::streams::DEFAULT_LIMIT)
+    }
+
+    /// Refuses a stream limit: `entry` runs a callback protocol, which has no stream buffer.
+    fn check_no_limit(&self, entry: &str) -> io::Result<()> {
+        if self.limit.is_some() {
+            return Err(unsupported(
+                "ConnectOptions::limit (a stream option)",
+                entry,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses what a Unix socket cannot honour (asyncio's `create_unix_connection` has
+    /// none of these arguments).
+    fn check_unix(&self, entry: &str) -> io::Result<()> {
+        let set = [
+            ("ConnectOptions::local_addr", self.local_addr.is_some()),
+            (
+                "ConnectOptions::happy_eyeballs_delay",
+                self.happy_eyeballs_delay.is_some(),
+            ),
+            ("ConnectOptions::interleave", self.interleave.is_some()),
+        ];
+        match set.iter().find(|(_, on)| *on) {
+            Some((name, _)) => Err(unsupported(name, entry)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -178,7 +243,7 @@ async fn connect_happy(
     addrs: Vec<SocketAddr>,
     opts: &ConnectOptions,
 ) -> io::Result<Socket> {
-    let addrs = interleave(addrs, opts.interleave);
+    let addrs = interleave(addrs, opts.interleave.unwrap_or(1));
     let mut next = 0usize;
     let mut running: Vec<Attempt> = Vec::new();
     let mut errors: Vec<(SocketAddr, io::Error)> = Vec::new();
@@ -196,7 +261,7 @@ async fn connect_happy(
             if next < addrs.len() && (running.is_empty() || fired) {
                 running.push(attempt(addrs[next], opts.local_addr));
                 next += 1;
-                timer = opts.happy_eyeballs_delay.map(|d| Box::pin(sleep(d)));
+                timer = opts.delay().map(|d| Box::pin(sleep(d)));
             }
             let mut i = 0;
             while i < running.len() {
@@ -251,12 +316,12 @@ impl Drop for AbortOnDrop {
 
 /// Starts a transport on a connected socket and waits until the protocol has had its
 /// `connection_made`.
-pub(crate) async fn start_transport<K, P: StreamProtocol<K>>(
+pub(crate) async fn start_transport<P: StreamProtocol>(
     lp: &EventLoop,
     sock: Socket,
     protocol: P,
     peername: Option<SockAddr>,
-) -> io::Result<(Transport, ProtocolRef<P>)> {
+) -> io::Result<(Transport, ProtocolRef<P::Protocol>)> {
     let obj = protocol.into_obj();
     let t = start_obj(lp, sock, obj.clone(), peername).await?;
     Ok((t, ProtocolRef::new(obj)))
@@ -305,7 +370,8 @@ fn tcp_tune(s: &Socket) -> io::Result<()> {
 ///
 /// # Errors
 /// A name that does not resolve: `NotFound`, with a [`ResolveError`](crate::ResolveError)
-/// naming the host; when every address fails, one error naming each address and why.
+/// naming the host; when every address fails, one error naming each address and why;
+/// `InvalidInput` for [`ConnectOptions::limit`] (a stream option).
 ///
 /// # Cancel safety
 /// Dropping it before it completes leaves nothing behind, and a new call starts over: a
@@ -316,16 +382,17 @@ fn tcp_tune(s: &Socket) -> io::Result<()> {
 ///
 /// # Panics
 /// Outside of a running loop.
-pub async fn create_connection<K, P, F>(
+pub async fn create_connection<P, F>(
     protocol_factory: F,
     host: &str,
     port: u16,
     options: ConnectOptions,
-) -> io::Result<(Transport, ProtocolRef<P>)>
+) -> io::Result<(Transport, ProtocolRef<P::Protocol>)>
 where
     F: FnOnce() -> P,
-    P: StreamProtocol<K>,
+    P: StreamProtocol,
 {
+    options.check_no_limit("create_connection")?;
     let lp = get_running_loop();
     let addrs = resolve(host, port).await?;
     let sock = connect_happy(host, port, addrs, &options).await?;
@@ -341,14 +408,14 @@ where
 /// The TLS variant of `start_transport`: the TLS protocol goes on the socket, the user's
 /// protocol on top; returns once the handshake is done.
 #[cfg(feature = "tls")]
-pub(crate) async fn start_tls_transport<K, P: StreamProtocol<K>>(
+pub(crate) async fn start_tls_transport<P: StreamProtocol>(
     lp: &EventLoop,
     sock: Socket,
     protocol: P,
     peername: Option<SockAddr>,
     tls: crate::tls::TlsOptions,
     host: Option<&str>,
-) -> io::Result<(Transport, ProtocolRef<P>)> {
+) -> io::Result<(Transport, ProtocolRef<P::Protocol>)> {
     use crate::tls::{Role, wrap};
     let user = protocol.into_obj();
     let w = wrap(lp, user.clone(), tls, Role::Connect(host))?;
@@ -361,8 +428,14 @@ pub(crate) async fn start_tls_transport<K, P: StreamProtocol<K>>(
 
 /// Opens a Unix stream connection to `path` (asyncio's `create_unix_connection`).
 ///
+/// Of the [`ConnectOptions`], [`tls`](ConnectOptions::tls) applies (a TLS client over a
+/// Unix socket needs `TlsOptions::server_hostname`); the TCP-only ones and `limit` are
+/// refused.
+///
 /// # Errors
-/// What `connect` reports (`NotFound`, `ConnectionRefused`, …).
+/// What `connect` reports (`NotFound`, `ConnectionRefused`, …), naming the path; the TLS
+/// handshake's failure; `InvalidInput` for an option a Unix socket cannot honour
+/// (`local_addr`, `happy_eyeballs_delay`, `interleave`) or `limit`.
 ///
 /// # Cancel safety
 /// As [`create_connection`]: dropping it closes the socket being connected, or aborts the
@@ -370,40 +443,39 @@ pub(crate) async fn start_tls_transport<K, P: StreamProtocol<K>>(
 ///
 /// # Panics
 /// Outside of a running loop.
-pub async fn create_unix_connection<K, P, F>(
-    protocol_factory: F,
-    path: impl AsRef<Path>,
-) -> io::Result<(Transport, ProtocolRef<P>)>
-where
-    F: FnOnce() -> P,
-    P: StreamProtocol<K>,
-{
-    create_unix_connection_with(protocol_factory, path, ConnectOptions::default()).await
-}
-
-/// [`create_unix_connection`] with options — of which only [`ConnectOptions::tls`] applies
-/// (a TLS client over a Unix socket needs `TlsOptions::server_hostname`).
-///
-/// # Errors
-/// As [`create_unix_connection`], plus the TLS handshake's failure.
-///
-/// # Cancel safety
-/// As [`create_connection`].
-///
-/// # Panics
-/// Outside of a running loop.
-pub async fn create_unix_connection_with<K, P, F>(
+pub async fn create_unix_connection<P, F>(
     protocol_factory: F,
     path: impl AsRef<Path>,
     options: ConnectOptions,
-) -> io::Result<(Transport, ProtocolRef<P>)>
+) -> io::Result<(Transport, ProtocolRef<P::Protocol>)>
 where
     F: FnOnce() -> P,
-    P: StreamProtocol<K>,
+    P: StreamProtocol,
 {
-    let _ = &options;
+    options.check_no_limit("create_unix_connection")?;
+    unix_connect(
+        protocol_factory,
+        path.as_ref(),
+        options,
+        "create_unix_connection",
+    )
+    .await
+}
+
+/// `create_unix_connection` without the limit check (the streams took the limit out);
+/// `entry` names the caller in errors.
+pub(crate) async fn unix_connect<P, F>(
+    protocol_factory: F,
+    path: &Path,
+    options: ConnectOptions,
+    entry: &str,
+) -> io::Result<(Transport, ProtocolRef<P::Protocol>)>
+where
+    F: FnOnce() -> P,
+    P: StreamProtocol,
+{
+    options.check_unix(entry)?;
     let lp = get_running_loop();
-    let path = path.as_ref();
     let addr = SockAddr::unix(path)?;
     let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     s.set_nonblocking(true)?;
@@ -422,20 +494,38 @@ where
 /// e.g. one end of a socketpair, or a connection accepted by other code. The socket is put
 /// in non-blocking mode; the transport owns it from now on.
 ///
+/// The socket is connected already, so none of the [`ConnectOptions`] applies: pass
+/// `Default::default()`. For TLS, call [`tls::start_tls`](crate::tls::start_tls) on the
+/// transport.
+///
+/// # Errors
+/// `InvalidInput` for any option set (naming it).
+///
 /// # Cancel safety
 /// Not resumable: the socket is moved in, and dropping the future before
 /// `connection_made` has run aborts the transport, which closes it.
 ///
 /// # Panics
 /// Outside of a running loop.
-pub async fn connect_accepted_socket<K, P, F>(
+pub async fn connect_accepted_socket<P, F>(
     protocol_factory: F,
     sock: impl Into<Socket>,
-) -> io::Result<(Transport, ProtocolRef<P>)>
+    options: ConnectOptions,
+) -> io::Result<(Transport, ProtocolRef<P::Protocol>)>
 where
     F: FnOnce() -> P,
-    P: StreamProtocol<K>,
+    P: StreamProtocol,
 {
+    const ENTRY: &str = "connect_accepted_socket";
+    options.check_no_limit(ENTRY)?;
+    options.check_unix(ENTRY)?;
+    #[cfg(feature = "tls")]
+    if options.tls.is_some() {
+        return Err(unsupported(
+            "ConnectOptions::tls (use tls::start_tls on the transport)",
+            ENTRY,
+        ));
+    }
     let lp = get_running_loop();
     let s: Socket = sock.into();
     s.set_nonblocking(true)?;

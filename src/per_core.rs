@@ -41,7 +41,7 @@ use crate::sys::{allowed_cpus, pin_to};
 /// # Example
 /// An echo server on two loops, each with its own listening socket on port 8888:
 /// ```no_run
-/// use tulip::{Protocol, ServerOptions, Transport};
+/// use tulip::{Protocol, net::ServerOptions, Transport};
 ///
 /// struct Echo(Option<Transport>);
 /// impl Protocol for Echo {

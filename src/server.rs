@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol as IpProto, SockAddr, Socket, Type};
 use crate::event_loop::{
     EventLoop, ExceptionContext, NO_KEY, Resource, error_or_stderr, get_running_loop,
 };
-use crate::net::resolve;
+use crate::net::{resolve, unsupported};
 use crate::selector::{Direction, IoCallback};
 use crate::sys::{self, AcceptError};
 use crate::transports::socket::{self, SocketTransport};
@@ -26,17 +26,27 @@ use crate::transports::{ProtoRc, StreamProtocol, Transport, TransportImpl};
 /// How long accepting pauses after `EMFILE`/`ENFILE` (asyncio's `ACCEPT_RETRY_DELAY`).
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Options of [`create_server`] and [`create_unix_server`].
+/// Options of every entry point that serves: [`create_server`], [`create_unix_server`],
+/// [`start_server`](crate::start_server) and [`start_unix_server`](crate::start_unix_server)
+/// (asyncio's keyword arguments). `Default::default()` is asyncio's defaults.
+///
+/// An option that the entry point cannot honour is refused (`InvalidInput`, naming the
+/// option), never ignored: a Unix socket has no `SO_REUSEADDR`/`SO_REUSEPORT`, and a callback
+/// protocol has no stream buffer `limit`.
 ///
 /// ```
-/// let opts = tulip::ServerOptions::new().backlog(1024).reuse_port(true);
+/// let opts = tulip::net::ServerOptions::new().backlog(1024).reuse_port(true);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     pub(crate) backlog: u32,
-    pub(crate) reuse_address: bool,
-    pub(crate) reuse_port: bool,
+    /// `None`: not set (on, as asyncio on Unix).
+    pub(crate) reuse_address: Option<bool>,
+    /// `None`: not set (off).
+    pub(crate) reuse_port: Option<bool>,
     pub(crate) start_serving: bool,
+    /// `None`: not set ([`DEFAULT_LIMIT`](crate::streams::DEFAULT_LIMIT) for streams).
+    pub(crate) limit: Option<usize>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<crate::tls::TlsOptions>,
 }
@@ -45,9 +55,10 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             backlog: 100,
-            reuse_address: true,
-            reuse_port: false,
+            reuse_address: None,
+            reuse_port: None,
             start_serving: true,
+            limit: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -66,15 +77,15 @@ impl ServerOptions {
         self
     }
 
-    /// `SO_REUSEADDR` (default on, as asyncio on Unix).
+    /// `SO_REUSEADDR` (default on, as asyncio on Unix). TCP only.
     pub fn reuse_address(mut self, on: bool) -> ServerOptions {
-        self.reuse_address = on;
+        self.reuse_address = Some(on);
         self
     }
 
-    /// `SO_REUSEPORT`: several sockets — one loop each — may listen on one address.
+    /// `SO_REUSEPORT`: several sockets — one loop each — may listen on one address. TCP only.
     pub fn reuse_port(mut self, on: bool) -> ServerOptions {
-        self.reuse_port = on;
+        self.reuse_port = Some(on);
         self
     }
 
@@ -92,6 +103,39 @@ impl ServerOptions {
     pub fn start_serving(mut self, on: bool) -> ServerOptions {
         self.start_serving = on;
         self
+    }
+
+    /// The stream buffer limit of each connection's `StreamReader` (asyncio's `limit=`).
+    /// Streams only (`start_server`, `start_unix_server`); default
+    /// [`DEFAULT_LIMIT`](crate::streams::DEFAULT_LIMIT).
+    pub fn limit(mut self, limit: usize) -> ServerOptions {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Takes the stream limit out (the streams use it; the server below must not see it).
+    pub(crate) fn take_limit(&mut self) -> usize {
+        self.limit.take().unwrap_or(crate::streams::DEFAULT_LIMIT)
+    }
+
+    /// Refuses a stream limit given to a callback-protocol server.
+    fn check_no_limit(&self, entry: &str) -> io::Result<()> {
+        match self.limit {
+            Some(_) => Err(unsupported("ServerOptions::limit (a stream option)", entry)),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses what a Unix socket cannot honour (asyncio's `create_unix_server` has no
+    /// `reuse_address`/`reuse_port`).
+    fn check_unix(&self, entry: &str) -> io::Result<()> {
+        if self.reuse_address.is_some() {
+            return Err(unsupported("ServerOptions::reuse_address", entry));
+        }
+        if self.reuse_port.is_some() {
+            return Err(unsupported("ServerOptions::reuse_port", entry));
+        }
+        Ok(())
     }
 }
 
@@ -202,10 +246,10 @@ fn open_listener(addr: &SockAddr, opts: &ServerOptions, tcp: bool) -> io::Result
     s.set_cloexec(true)?;
     s.set_nonblocking(true)?;
     if tcp {
-        if opts.reuse_address {
+        if opts.reuse_address.unwrap_or(true) {
             s.set_reuse_address(true)?;
         }
-        if opts.reuse_port {
+        if opts.reuse_port.unwrap_or(false) {
             s.set_reuse_port(true)?;
         }
         if domain == Domain::IPV6 {
@@ -246,7 +290,8 @@ fn show(a: &SockAddr) -> String {
 /// ```
 ///
 /// # Errors
-/// Resolution, `bind` (e.g. `AddrInUse`, naming the address) or `listen` failures.
+/// Resolution, `bind` (e.g. `AddrInUse`, naming the address) or `listen` failures;
+/// `InvalidInput` for [`ServerOptions::limit`] (a stream option).
 ///
 /// # Cancel safety
 /// Cancel-safe: it waits only for the name lookup (which then finishes on the blocking pool
@@ -254,7 +299,7 @@ fn show(a: &SockAddr) -> String {
 ///
 /// # Panics
 /// Outside of a running loop.
-pub async fn create_server<K, P, F>(
+pub async fn create_server<P, F>(
     protocol_factory: F,
     host: &str,
     port: u16,
@@ -262,8 +307,9 @@ pub async fn create_server<K, P, F>(
 ) -> io::Result<Server>
 where
     F: FnMut() -> P + 'static,
-    P: StreamProtocol<K>,
+    P: StreamProtocol,
 {
+    options.check_no_limit("create_server")?;
     let lp = get_running_loop();
     let addrs = if host.is_empty() {
         vec![
@@ -297,26 +343,51 @@ use std::net::SocketAddr;
 /// Listens on the Unix socket `path` (asyncio's `create_unix_server`). A stale socket file
 /// at `path` is removed first; the file is removed again when the server closes.
 ///
+/// Of the [`ServerOptions`], `reuse_address` and `reuse_port` (TCP only) and `limit` (a
+/// stream option) are refused.
+///
 /// # Errors
-/// `bind`/`listen` failures; `AlreadyExists` if `path` exists and is not a socket.
+/// `bind`/`listen` failures; `AlreadyExists` if `path` exists and is not a socket;
+/// `InvalidInput` for an option a Unix socket cannot honour, or `limit`.
 ///
 /// # Cancel safety
 /// Cancel-safe: it completes at its first poll (it waits for nothing).
 ///
 /// # Panics
 /// Outside of a running loop.
-pub async fn create_unix_server<K, P, F>(
+pub async fn create_unix_server<P, F>(
     protocol_factory: F,
     path: impl AsRef<Path>,
     options: ServerOptions,
 ) -> io::Result<Server>
 where
     F: FnMut() -> P + 'static,
-    P: StreamProtocol<K>,
+    P: StreamProtocol,
+{
+    options.check_no_limit("create_unix_server")?;
+    unix_server(
+        protocol_factory,
+        path.as_ref(),
+        options,
+        "create_unix_server",
+    )
+}
+
+/// `create_unix_server` without the limit check (the streams took the limit out); `entry`
+/// names the caller in errors.
+pub(crate) fn unix_server<P, F>(
+    protocol_factory: F,
+    path: &Path,
+    options: ServerOptions,
+    entry: &str,
+) -> io::Result<Server>
+where
+    F: FnMut() -> P + 'static,
+    P: StreamProtocol,
 {
     use std::os::unix::fs::FileTypeExt;
+    options.check_unix(entry)?;
     let lp = get_running_loop();
-    let path = path.as_ref();
     if let Ok(md) = std::fs::symlink_metadata(path) {
         if md.file_type().is_socket() {
             std::fs::remove_file(path)?;
@@ -376,7 +447,7 @@ fn wrap_factory(
 }
 
 impl Server {
-    fn new<K, P, F>(
+    fn new<P, F>(
         lp: &EventLoop,
         listeners: Vec<Socket>,
         mut factory: F,
@@ -386,7 +457,7 @@ impl Server {
     ) -> Server
     where
         F: FnMut() -> P + 'static,
-        P: StreamProtocol<K>,
+        P: StreamProtocol,
     {
         let inner = Rc::new_cyclic(|this| ServerInner {
             lp: lp.clone(),

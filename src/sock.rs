@@ -387,8 +387,10 @@ impl<S: AsFd> Future for SockSendall<'_, S> {
 /// Connects `sock` to `addr` (asyncio's `loop.sock_connect`): a non-blocking `connect`,
 /// then, once the socket is writable, `SO_ERROR` tells how it went.
 ///
-/// `addr` is anything that converts into a `socket2::SockAddr`: a `std::net::SocketAddr`,
-/// or `SockAddr::unix(path)?` for a Unix socket.
+/// `sock` is any socket, as for the other `sock_*` operations (`socket2::Socket`, a std
+/// socket type, …: anything that is `AsFd`). `addr` is anything that converts into a
+/// `socket2::SockAddr`: a `std::net::SocketAddr`, or `SockAddr::unix(path)?` for a Unix
+/// socket.
 ///
 /// ```no_run
 /// # tulip::run(async {
@@ -407,7 +409,7 @@ impl<S: AsFd> Future for SockSendall<'_, S> {
 /// # Errors
 /// `InvalidInput` for a socket in blocking mode; `ConnectionRefused`, `TimedOut`,
 /// `HostUnreachable`… as the kernel reports.
-pub fn sock_connect(sock: &Socket, addr: impl Into<SockAddr>) -> SockConnect<'_> {
+pub fn sock_connect<S: AsFd>(sock: &S, addr: impl Into<SockAddr>) -> SockConnect<'_, S> {
     SockConnect {
         sock,
         addr: addr.into(),
@@ -422,23 +424,24 @@ pub fn sock_connect(sock: &Socket, addr: impl Into<SockAddr>) -> SockConnect<'_>
 /// Dropping it leaves the socket with a connection attempt in progress: close the socket,
 /// or call `sock_connect` again with the same address, which waits for that attempt.
 #[must_use = "futures do nothing unless awaited"]
-pub struct SockConnect<'a> {
-    sock: &'a Socket,
+pub struct SockConnect<'a, S> {
+    sock: &'a S,
     addr: SockAddr,
     started: bool,
     waiter: Waiter,
 }
 
-impl Future for SockConnect<'_> {
+impl<S: AsFd> Future for SockConnect<'_, S> {
     type Output = io::Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let sock = this.sock;
         let addr = &this.addr;
         let started = &mut this.started;
+        let key = addr_of(this.sock);
+        let sock = SockRef::from(this.sock);
         let fd = sock.as_raw_fd();
-        this.waiter.poll_io(cx, fd, addr_of(sock), || {
+        this.waiter.poll_io(cx, fd, key, || {
             if !*started {
                 *started = true;
                 return match sock.connect(addr) {
@@ -744,7 +747,7 @@ debug_future!(
     SockRecv<'a, S>,
     SockRecvInto<'a, S>,
     SockSendall<'a, S>,
-    SockConnect<'a>,
+    SockConnect<'a, S>,
     SockAccept<'a, L>,
     SockRecvFrom<'a, S>,
     SockRecvFromInto<'a, S>,

@@ -12,7 +12,7 @@ use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use tulip::socket2::{Domain, SockAddr, Socket, Type};
-use tulip::{DatagramOptions, DatagramProtocol, DatagramTransport, LoopFuture};
+use tulip::{DatagramProtocol, DatagramTransport, LoopFuture, net::DatagramOptions};
 
 /// test_events' `MyDatagramProto`: a state, the bytes received, a `done` future.
 struct MyDatagramProto {
@@ -279,15 +279,15 @@ async fn test_create_datagram_endpoint_sockopts() {
     let (t, p) = tulip::create_datagram_endpoint(|| MyDatagramProto::new(false), opts)
         .await
         .unwrap();
-    let Some(tulip::ExtraInfo::Fd(fd)) = t.get_extra_info("socket") else {
+    let Some(tulip::transports::ExtraInfo::Socket(sock)) = t.get_extra_info("socket") else {
         panic!("no socket");
     };
-    // SAFETY: the transport owns `fd` and keeps it open while we look at it.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let s = tulip::socket2::SockRef::from(&fd);
-    assert!(s.reuse_port().unwrap());
-    assert!(s.broadcast().unwrap());
-    assert!(!s.reuse_address().unwrap());
+    sock.with(|s| {
+        assert!(s.reuse_port().unwrap());
+        assert!(s.broadcast().unwrap());
+        assert!(!s.reuse_address().unwrap());
+    })
+    .expect("the socket is open");
     t.close();
     p.with(|p| p.done.clone()).await.unwrap();
 }

@@ -144,7 +144,9 @@ fn test_add_reader_or_writer_transport_fd() {
         let lp = tulip::get_running_loop();
         let (a, _b) = support::tcp_pair();
         let fd = a.as_raw_fd();
-        let (t, _p) = tulip::connect_accepted_socket(|| Nothing, a).await.unwrap();
+        let (t, _p) = tulip::connect_accepted_socket(|| Nothing, a, Default::default())
+            .await
+            .unwrap();
         let check = |e: io::Error| {
             assert_eq!(e.kind(), io::ErrorKind::ResourceBusy);
             let m = e.to_string();
@@ -173,7 +175,9 @@ fn a_closed_transports_fd_is_accepted_again() {
         let lp = tulip::get_running_loop();
         let (a, _b) = support::tcp_pair();
         let fd = a.as_raw_fd();
-        let (t, _p) = tulip::connect_accepted_socket(|| Nothing, a).await.unwrap();
+        let (t, _p) = tulip::connect_accepted_socket(|| Nothing, a, Default::default())
+            .await
+            .unwrap();
         assert!(lp.remove_reader(fd).is_err());
         t.close();
         tulip::sleep(Duration::from_millis(5)).await;

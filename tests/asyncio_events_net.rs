@@ -18,12 +18,12 @@ use std::rc::Rc;
 use proto_support::*;
 use tls_support::*;
 use tulip::{
-    ConnectOptions, DEFAULT_LIMIT, Server, ServerOptions, StreamReader, StreamWriter, TlsOptions,
+    Server, StreamReader, StreamWriter, net::ConnectOptions, net::ServerOptions, tls::TlsOptions,
 };
 
 /// asyncio's `run_test_server`: answers each HTTP/1.0 request and closes.
 async fn http_server(options: ServerOptions) -> (Server, u16) {
-    let s = tulip::start_server_with(
+    let s = tulip::start_server(
         |mut r: StreamReader, w: StreamWriter| async move {
             r.readuntil(b"\r\n\r\n").await?;
             w.write(b"HTTP/1.0 200 OK\r\n\r\nTest message");
@@ -34,7 +34,6 @@ async fn http_server(options: ServerOptions) -> (Server, u16) {
         "127.0.0.1",
         0,
         options,
-        DEFAULT_LIMIT,
     )
     .await
     .unwrap();
@@ -110,12 +109,13 @@ async fn test_create_unix_connection() {
             io::Result::Ok(())
         },
         &path.0,
+        Default::default(),
     )
     .await
     .unwrap();
     let p = Probe::new();
     let rec = my_proto(&p);
-    let (t, _) = tulip::create_unix_connection(move || rec, &path.0)
+    let (t, _) = tulip::create_unix_connection(move || rec, &path.0, Default::default())
         .await
         .unwrap();
     basetest_create_connection(&t, &p, false).await;
@@ -193,7 +193,7 @@ async fn test_connect_accepted_socket() {
     let (conn, _) = lsock.accept().unwrap();
     let p = Probe::new();
     let rec = Rec::new(&p).on_data(|t, _| t.write(b"roger"));
-    let (t, _) = tulip::connect_accepted_socket(move || rec, conn)
+    let (t, _) = tulip::connect_accepted_socket(move || rec, conn, Default::default())
         .await
         .unwrap();
     assert_eq!(p.wait_lost(5.0).await, None, "the client closes");
@@ -380,7 +380,7 @@ async fn test_create_unix_server_ssl() {
     let rec = Rec::new(&cp);
     let opts = ConnectOptions::new()
         .tls(TlsOptions::client(pki.client_config()).server_hostname("localhost"));
-    let (client, _) = tulip::create_unix_connection_with(move || rec, &path.0, opts)
+    let (client, _) = tulip::create_unix_connection(move || rec, &path.0, opts)
         .await
         .unwrap();
     client.write(b"xxx");

@@ -455,9 +455,14 @@ async fn buffered(fail: Fail) -> (Probe, Transport, TcpStream) {
     };
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    let (t, _) = tulip::create_connection(|| proto, "127.0.0.1", port, Default::default())
-        .await
-        .unwrap();
+    let (t, _) = tulip::create_connection(
+        || tulip::Buffered(proto),
+        "127.0.0.1",
+        port,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     let (peer, _) = l.accept().unwrap();
     peer.set_nonblocking(true).unwrap();
     (probe, t, peer)
@@ -566,11 +571,11 @@ async fn test_proto_type_switch() {
     peer.write_all(b"one").unwrap();
     p1.wait_bytes(3, 5.0).await;
     let p2 = Probe::new();
-    t.set_protocol(Buffered {
+    t.set_protocol(tulip::Buffered(Buffered {
         probe: p2.clone(),
         buf: vec![0; 16],
         fail: Fail::None,
-    });
+    }));
     peer.write_all(b"two").unwrap();
     p2.wait_bytes(3, 5.0).await;
     assert_eq!(p2.events(), [Event::GB, Event::BU(3)]);

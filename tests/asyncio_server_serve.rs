@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tulip::{DEFAULT_LIMIT, LoopFuture, Server, ServerOptions, StreamReader, StreamWriter};
+use tulip::{LoopFuture, Server, StreamReader, StreamWriter, net::ServerOptions};
 
 const HELLO: usize = 5 * 1024;
 
@@ -62,12 +62,11 @@ async fn run_main(srv: Rc<Server>, cancel_main: LoopFuture<()>) {
 async fn test_start_server_1() {
     let _w = support::watchdog("test_start_server_1", 10);
     let cancel_main = tulip::get_running_loop().create_future::<()>();
-    let srv = tulip::start_server_with(
+    let srv = tulip::start_server(
         serve(cancel_main.clone()),
         "127.0.0.1",
         0,
         ServerOptions::new().start_serving(false),
-        DEFAULT_LIMIT,
     )
     .await
     .unwrap();
@@ -93,11 +92,10 @@ async fn test_start_unix_server_1() {
     let _w = support::watchdog("test_start_unix_server_1", 10);
     let path = SockPath::new("start_unix_server_1");
     let cancel_main = tulip::get_running_loop().create_future::<()>();
-    let srv = tulip::start_unix_server_with(
+    let srv = tulip::start_unix_server(
         serve(cancel_main.clone()),
         &path.0,
         ServerOptions::new().start_serving(false),
-        DEFAULT_LIMIT,
     )
     .await
     .unwrap();
@@ -157,6 +155,7 @@ async fn read_to_eof_server() -> Rc<Server> {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await
     .unwrap();
@@ -187,7 +186,9 @@ async fn test_wait_closed_basic() {
     assert!(!task1.is_finished());
     // Not closed, a connection: waits.
     let port = srv.local_addr().unwrap().port();
-    let (_rd, wr) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (_rd, wr) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     let task2 = wait_closed_task(&srv);
     run_briefly().await;
     assert!(!task1.is_finished() && !task2.is_finished());
@@ -217,7 +218,9 @@ async fn test_wait_closed_race() {
     run_briefly().await;
     assert!(!task.is_finished());
     let port = srv.local_addr().unwrap().port();
-    let (_rd, wr) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (_rd, wr) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     let lp = tulip::get_running_loop();
     let s2 = srv.clone();
     lp.call_soon(move || s2.close());
@@ -234,7 +237,9 @@ async fn test_close_clients() {
     let _w = support::watchdog("test_close_clients", 10);
     let srv = read_to_eof_server().await;
     let port = srv.local_addr().unwrap().port();
-    let (_rd, _wr) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (_rd, _wr) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     let task = wait_closed_task(&srv);
     run_briefly().await;
     assert!(!task.is_finished());
@@ -265,15 +270,19 @@ async fn test_abort_clients() {
             },
             "127.0.0.1",
             0,
+            Default::default(),
         )
         .await
         .unwrap(),
     );
     let port = srv.local_addr().unwrap().port();
-    let (c_rd, _c_wr) =
-        tulip::open_connection_with("127.0.0.1", port, tulip::ConnectOptions::default(), 4096)
-            .await
-            .unwrap();
+    let (c_rd, _c_wr) = tulip::open_connection(
+        "127.0.0.1",
+        port,
+        tulip::net::ConnectOptions::new().limit(4096),
+    )
+    .await
+    .unwrap();
     while got.borrow().is_none() {
         tulip::sleep(Duration::from_millis(1)).await;
     }

@@ -37,7 +37,7 @@ async fn http_handler(mut r: StreamReader, w: StreamWriter) -> io::Result<()> {
 }
 
 async fn http_server() -> (Server, SocketAddr) {
-    let s = tulip::start_server(http_handler, "127.0.0.1", 0)
+    let s = tulip::start_server(http_handler, "127.0.0.1", 0, Default::default())
         .await
         .unwrap();
     let a = s.local_addr().unwrap();
@@ -110,7 +110,7 @@ async fn test_unix_sock_client_ops() {
     let dir = std::env::temp_dir().join(format!("tulip-asyncio-sock-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = SockPath(dir.join("sock"));
-    let server = tulip::start_unix_server(http_handler, &path.0)
+    let server = tulip::start_unix_server(http_handler, &path.0, Default::default())
         .await
         .unwrap();
     let sock = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();

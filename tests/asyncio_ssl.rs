@@ -22,7 +22,9 @@ use std::time::Duration;
 use proto_support::*;
 use tls_support::*;
 use tulip::tls::rustls;
-use tulip::{BufferedProtocol, ConnectOptions, ServerOptions, TlsOptions, Transport};
+use tulip::{
+    BufferedProtocol, Transport, net::ConnectOptions, net::ServerOptions, tls::TlsOptions,
+};
 
 const HELLO: usize = 100 * 1024;
 
@@ -302,7 +304,7 @@ async fn test_buf_feed_data() {
             buf: vec![0; size],
         };
         let (_t, _) = tulip::create_connection(
-            move || proto,
+            move || tulip::Buffered(proto),
             "127.0.0.1",
             port,
             tls_client(pki.client_config()),
@@ -422,9 +424,14 @@ async fn test_start_tls_client_buf_proto_1() {
         probe: p1.clone(),
         buf: vec![0; 1],
     };
-    let (tr, _) = tulip::create_connection(move || first, "127.0.0.1", port, Default::default())
-        .await
-        .unwrap();
+    let (tr, _) = tulip::create_connection(
+        move || tulip::Buffered(first),
+        "127.0.0.1",
+        port,
+        Default::default(),
+    )
+    .await
+    .unwrap();
     tr.write(&vec![b'1'; HELLO]);
     let new_tr = tulip::start_tls(&tr, client_opts(&pki), b"").await.unwrap();
     p1.wait_bytes(1, 5.0).await;
@@ -521,14 +528,9 @@ async fn test_start_tls_client_corrupted_ssl() {
         let _ = s.sock.read_to_end(&mut rest);
         Ok(())
     });
-    let (mut r, w) = tulip::open_connection_with(
-        "127.0.0.1",
-        port,
-        tls_client(pki.client_config()),
-        tulip::DEFAULT_LIMIT,
-    )
-    .await
-    .unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, tls_client(pki.client_config()))
+        .await
+        .unwrap();
     assert_eq!(r.readline().await.unwrap(), b"A\n");
     w.write(b"B");
     let e = r.readline().await.unwrap_err();

@@ -18,7 +18,7 @@ use std::time::Duration;
 use proto_support::*;
 use tls_support::*;
 use tulip::tls::rustls;
-use tulip::{ConnectOptions, DEFAULT_LIMIT, ServerOptions, StreamReader, StreamWriter, TlsOptions};
+use tulip::{StreamReader, StreamWriter, net::ConnectOptions, net::ServerOptions, tls::TlsOptions};
 
 const KIB: usize = 1024;
 
@@ -67,7 +67,7 @@ async fn test_create_server_ssl_1() {
     let b_data = vec![b'B'; 256 * KIB];
     let pki = Pki::new();
     let (a2, b2) = (a_data.len(), b_data.len());
-    let server = tulip::start_server_with(
+    let server = tulip::start_server(
         move |mut r: StreamReader, w: StreamWriter| async move {
             assert_eq!(r.readexactly(a2).await?.len(), a2);
             w.write(b"OK");
@@ -79,7 +79,6 @@ async fn test_create_server_ssl_1() {
         "127.0.0.1",
         0,
         ServerOptions::new().tls(TlsOptions::server(pki.server_config())),
-        DEFAULT_LIMIT,
     )
     .await
     .unwrap();
@@ -130,8 +129,7 @@ async fn test_create_connection_ssl_1() {
             let ccfg = pki.client_config();
             tulip::spawn(async move {
                 let (mut r, w) =
-                    tulip::open_connection_with("127.0.0.1", port, tls_client(ccfg), DEFAULT_LIMIT)
-                        .await?;
+                    tulip::open_connection("127.0.0.1", port, tls_client(ccfg)).await?;
                 w.write(&vec![b'A'; A]);
                 assert_eq!(r.readexactly(2).await?, b"OK");
                 w.write(&vec![b'B'; B]);
@@ -172,8 +170,7 @@ async fn test_shutdown_cleanly() {
             let ccfg = pki.client_config();
             tulip::spawn(async move {
                 let (mut r, w) =
-                    tulip::open_connection_with("127.0.0.1", port, tls_client(ccfg), DEFAULT_LIMIT)
-                        .await?;
+                    tulip::open_connection("127.0.0.1", port, tls_client(ccfg)).await?;
                 w.write(&vec![b'A'; A]);
                 assert_eq!(r.readexactly(2).await?, b"OK");
                 assert_eq!(r.read_to_eof().await?, b"");
@@ -208,14 +205,9 @@ async fn test_flush_before_shutdown() {
         assert_eq!(all.len(), CHUNK * SIZE);
         Ok(())
     });
-    let (mut r, w) = tulip::open_connection_with(
-        "127.0.0.1",
-        port,
-        tls_client(pki.client_config()),
-        DEFAULT_LIMIT,
-    )
-    .await
-    .unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, tls_client(pki.client_config()))
+        .await
+        .unwrap();
     w.write(b"ping");
     assert_eq!(r.readexactly(4).await.unwrap(), b"pong");
     for _ in 0..SIZE {
@@ -310,7 +302,7 @@ async fn test_create_connection_ssl_slow_handshake() {
             .server_hostname("localhost")
             .handshake_timeout(Duration::from_millis(100)),
     );
-    let e = tulip::open_connection_with("127.0.0.1", port, opts, DEFAULT_LIMIT)
+    let e = tulip::open_connection("127.0.0.1", port, opts)
         .await
         .unwrap_err();
     // asyncio: ConnectionAbortedError('SSL handshake is taking longer than … seconds').
@@ -337,14 +329,9 @@ async fn test_create_connection_ssl_failed_certificate() {
         rustls_server(s, scfg).is_err()
     });
     let stranger = Pki::new(); // trusts another CA
-    let e = tulip::open_connection_with(
-        "127.0.0.1",
-        port,
-        tls_client(stranger.client_config()),
-        DEFAULT_LIMIT,
-    )
-    .await
-    .unwrap_err();
+    let e = tulip::open_connection("127.0.0.1", port, tls_client(stranger.client_config()))
+        .await
+        .unwrap_err();
     assert_tls_error(&e, &["UnknownIssuer"]);
     assert!(
         join_thread(server, 5.0).await,

@@ -17,19 +17,20 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use proto_support::set_rst_on_close;
-use tulip::{
-    ConnectOptions, DEFAULT_LIMIT, IncompleteRead, LimitOverrun, StreamReader, StreamWriter,
-};
+use tulip::{IncompleteRead, LimitOverrun, StreamReader, StreamWriter, streams::DEFAULT_LIMIT};
 
 const DATA: &[u8] = b"line1\nline2\nline3\n";
 
 /// A stream pair with buffer `limit` over a loopback connection, and its non-blocking peer.
 async fn fed(limit: usize) -> (StreamReader, StreamWriter, TcpStream) {
     let (l, addr) = support::listener();
-    let (r, w) =
-        tulip::open_connection_with("127.0.0.1", addr.port(), ConnectOptions::default(), limit)
-            .await
-            .expect("open_connection");
+    let (r, w) = tulip::open_connection(
+        "127.0.0.1",
+        addr.port(),
+        tulip::net::ConnectOptions::new().limit(limit),
+    )
+    .await
+    .expect("open_connection");
     let (peer, _) = tulip::sock_accept(&l).await.expect("accept");
     peer.set_nodelay(true).unwrap();
     (r, w, peer)

@@ -18,7 +18,7 @@ use proto_support::{Seen, capture_exceptions, read_n, set_rst_on_close};
 use tls_support::Pki;
 use tulip::tls::TlsConfig;
 use tulip::{
-    ConnectOptions, DEFAULT_LIMIT, Server, ServerOptions, StreamReader, StreamWriter, TlsOptions,
+    Server, StreamReader, StreamWriter, net::ConnectOptions, net::ServerOptions, tls::TlsOptions,
 };
 
 const BODY: &[u8] = b"Test message";
@@ -34,7 +34,7 @@ async fn http_handler(mut r: StreamReader, w: StreamWriter) -> io::Result<()> {
 }
 
 async fn http_server(options: ServerOptions) -> (Server, u16) {
-    let s = tulip::start_server_with(http_handler, "127.0.0.1", 0, options, DEFAULT_LIMIT)
+    let s = tulip::start_server(http_handler, "127.0.0.1", 0, options)
         .await
         .expect("start_server");
     let port = s.local_addr().unwrap().port();
@@ -89,7 +89,9 @@ async fn test_open_connection() {
     let _w = support::watchdog("test_open_connection", 10);
     let seen = capture_exceptions();
     let (server, port) = http_server(ServerOptions::new()).await;
-    let (r, w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (r, w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     basetest_open_connection(r, w, &seen).await;
     server.close();
 }
@@ -100,10 +102,12 @@ async fn test_open_unix_connection() {
     let _w = support::watchdog("test_open_unix_connection", 10);
     let seen = capture_exceptions();
     let path = SockPath::new("open_unix");
-    let server = tulip::start_unix_server(http_handler, &path.0)
+    let server = tulip::start_unix_server(http_handler, &path.0, Default::default())
         .await
         .unwrap();
-    let (r, w) = tulip::open_unix_connection(&path.0).await.unwrap();
+    let (r, w) = tulip::open_unix_connection(&path.0, Default::default())
+        .await
+        .unwrap();
     basetest_open_connection(r, w, &seen).await;
     server.close();
 }
@@ -115,10 +119,9 @@ async fn test_open_connection_no_loop_ssl() {
     let seen = capture_exceptions();
     let pki = Pki::new();
     let (server, port) = http_server(tls_server(&pki)).await;
-    let (mut r, w) =
-        tulip::open_connection_with("127.0.0.1", port, tls_client(&pki), DEFAULT_LIMIT)
-            .await
-            .unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, tls_client(&pki))
+        .await
+        .unwrap();
     w.write(b"GET / HTTP/1.0\r\n\r\n");
     let data = r.read_to_eof().await.unwrap();
     assert!(data.ends_with(b"\r\n\r\nTest message"), "{data:?}");
@@ -134,11 +137,10 @@ async fn test_open_unix_connection_no_loop_ssl() {
     let seen = capture_exceptions();
     let pki = Pki::new();
     let path = SockPath::new("open_unix_ssl");
-    let server =
-        tulip::start_unix_server_with(http_handler, &path.0, tls_server(&pki), DEFAULT_LIMIT)
-            .await
-            .unwrap();
-    let (mut r, w) = tulip::open_unix_connection_with(&path.0, tls_client(&pki), DEFAULT_LIMIT)
+    let server = tulip::start_unix_server(http_handler, &path.0, tls_server(&pki))
+        .await
+        .unwrap();
+    let (mut r, w) = tulip::open_unix_connection(&path.0, tls_client(&pki))
         .await
         .unwrap();
     w.write(b"GET / HTTP/1.0\r\n\r\n");
@@ -156,7 +158,7 @@ async fn test_open_connection_error() {
     let _w = support::watchdog("test_open_connection_error", 10);
     let seen = capture_exceptions();
     let (l, addr) = support::listener();
-    let (mut r, w) = tulip::open_connection("127.0.0.1", addr.port())
+    let (mut r, w) = tulip::open_connection("127.0.0.1", addr.port(), Default::default())
         .await
         .unwrap();
     let (peer, _) = tulip::sock_accept(&l).await.unwrap();
@@ -176,7 +178,9 @@ async fn test_open_connection_error() {
 
 /// The echo-a-line client of asyncio's `test_start_server`.
 async fn line_client(port: u16) -> Vec<u8> {
-    let (mut r, w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     w.write(b"hello world!\n");
     let back = r.readline().await.unwrap();
     w.close();
@@ -198,7 +202,7 @@ async fn echo_line(mut r: StreamReader, w: StreamWriter) -> io::Result<()> {
 async fn test_start_server() {
     let _w = support::watchdog("test_start_server", 10);
     let seen = capture_exceptions();
-    let server = tulip::start_server(echo_line, "127.0.0.1", 0)
+    let server = tulip::start_server(echo_line, "127.0.0.1", 0, Default::default())
         .await
         .unwrap();
     let msg = line_client(server.local_addr().unwrap().port()).await;
@@ -213,6 +217,7 @@ async fn test_start_server() {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await
     .unwrap();
@@ -256,11 +261,14 @@ async fn test_start_tls() {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await
     .unwrap();
     let port = server.local_addr().unwrap().port();
-    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     w.write(b"hello world 1!\n");
     w.drain().await.unwrap();
     let msg1 = r.readline().await.unwrap();
@@ -287,7 +295,7 @@ async fn test_start_tls() {
 async fn test_multiple_drain() {
     let _w = support::watchdog("test_multiple_drain", 10);
     let (l, addr) = support::listener();
-    let (_r, w) = tulip::open_connection("127.0.0.1", addr.port())
+    let (_r, w) = tulip::open_connection("127.0.0.1", addr.port(), Default::default())
         .await
         .unwrap();
     let (peer, _) = tulip::sock_accept(&l).await.unwrap();
@@ -326,7 +334,9 @@ async fn test_multiple_drain() {
 async fn test_wait_closed_on_close_with_unread_data() {
     let _w = support::watchdog("test_wait_closed_on_close_with_unread_data", 10);
     let (server, port) = http_server(ServerOptions::new()).await;
-    let (mut r, w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     w.write(b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(r.readline().await.unwrap(), b"HTTP/1.0 200 OK\r\n");
     w.close();
@@ -343,7 +353,9 @@ async fn test_async_writer_api() {
     let _w = support::watchdog("test_async_writer_api", 10);
     let seen = capture_exceptions();
     let (server, port) = http_server(ServerOptions::new()).await;
-    let (mut r, w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     w.write(b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(r.readline().await.unwrap(), b"HTTP/1.0 200 OK\r\n");
     let data = r.read_to_eof().await.unwrap();
@@ -362,7 +374,9 @@ async fn test_async_writer_api_exception_after_close() {
     let _w = support::watchdog("test_async_writer_api_exception_after_close", 10);
     let seen = capture_exceptions();
     let (server, port) = http_server(ServerOptions::new()).await;
-    let (mut r, w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     w.write(b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(r.readline().await.unwrap(), b"HTTP/1.0 200 OK\r\n");
     assert!(r.read_to_eof().await.unwrap().ends_with(BODY));
@@ -383,7 +397,9 @@ async fn test_eof_feed_when_closing_writer() {
     let _w = support::watchdog("test_eof_feed_when_closing_writer", 10);
     let seen = capture_exceptions();
     let (server, port) = http_server(ServerOptions::new()).await;
-    let (mut r, w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     w.close();
     w.wait_closed().await.unwrap();
     assert!(r.at_eof());

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use proto_support::*;
 use socket2::{Domain, Socket, Type};
-use tulip::ConnectOptions;
+use tulip::net::ConnectOptions;
 
 #[tulip::test]
 async fn a_closed_port_is_connection_refused_and_the_error_names_the_address() {

@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
-use tulip::{ServerOptions, Transport};
+use tulip::{Transport, net::ServerOptions};
 
 const CASE: &str = "LAST_RESORT_CASE";
 
@@ -164,6 +164,7 @@ async fn failing_handler() {
         |_r, _w| async { Err::<(), _>(io::Error::other("boom in the handler")) },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await
     .expect("server");
@@ -183,7 +184,7 @@ impl tulip::Protocol for Quiet {}
 
 async fn writes_after_close() {
     let (a, _b) = support::tcp_pair();
-    let (t, _p) = tulip::connect_accepted_socket(|| Quiet, a)
+    let (t, _p) = tulip::connect_accepted_socket(|| Quiet, a, Default::default())
         .await
         .expect("transport");
     let t: Transport = t;
@@ -206,7 +207,7 @@ async fn failed_tls_handshake() {
         || Quiet,
         "127.0.0.1",
         0,
-        ServerOptions::new().tls(tulip::TlsOptions::server(cfg)),
+        ServerOptions::new().tls(tulip::tls::TlsOptions::server(cfg)),
     )
     .await
     .expect("server");

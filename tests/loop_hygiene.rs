@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tulip::{EventLoop, Server, ServerOptions, Transport};
+use tulip::{EventLoop, Server, Transport, net::ServerOptions};
 
 static FD_LOCK: Mutex<()> = Mutex::new(());
 
@@ -271,7 +271,7 @@ impl Counts {
 #[test]
 fn runs_leaving_tls_connections_open_leak_no_fd() {
     use tulip::tls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-    use tulip::{ConnectOptions, TlsOptions};
+    use tulip::{net::ConnectOptions, tls::TlsOptions};
     let _w = support::watchdog("runs_leaving_tls_connections_open_leak_no_fd", 120);
     let _l = fd_lock();
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
@@ -336,13 +336,13 @@ fn datagram_endpoints_left_open_are_closed_with_their_loop() {
     let before = open_fds();
     for _ in 0..200 {
         tulip::run(async {
-            let opts = tulip::DatagramOptions::new().local_addr("127.0.0.1", 0);
+            let opts = tulip::net::DatagramOptions::new().local_addr("127.0.0.1", 0);
             let (t, _) = tulip::create_datagram_endpoint(|| Quiet, opts)
                 .await
                 .expect("endpoint");
             tulip::yield_now().await;
             let fd = match t.get_extra_info("socket") {
-                Some(tulip::ExtraInfo::Fd(fd)) => fd,
+                Some(tulip::transports::ExtraInfo::Socket(s)) => s.as_raw_fd().expect("open"),
                 other => panic!("{other:?}"),
             };
             let lp = tulip::get_running_loop();

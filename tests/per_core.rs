@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use tulip::socket2::{Domain, Socket, Type};
-use tulip::{PerCore, Protocol, ServerOptions, Transport};
+use tulip::{PerCore, Protocol, Transport, net::ServerOptions};
 
 /// Tells each client which loop accepted it (one byte), then echoes.
 struct WhichLoop {

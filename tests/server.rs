@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use proto_support::*;
-use tulip::{Server, ServerOptions, Transport};
+use tulip::{Server, Transport, net::ServerOptions};
 
 const MIB: usize = 1024 * 1024;
 
@@ -468,7 +468,7 @@ async fn unix_server_and_client_echo_and_the_socket_file_is_removed_on_close() {
     assert_eq!(server.local_addr(), None, "not an IP address");
     assert_eq!(server.sockets()[0].as_pathname(), Some(path.as_path()));
     let p = Probe::new();
-    let (t, _) = tulip::create_unix_connection(|| Rec::new(&p), &path)
+    let (t, _) = tulip::create_unix_connection(|| Rec::new(&p), &path, Default::default())
         .await
         .unwrap();
     t.write(b"over unix");
@@ -489,7 +489,7 @@ async fn unix_server_and_client_echo_and_the_socket_file_is_removed_on_close() {
         .unwrap();
     assert_stream_order(&p.events());
     assert_stream_order(&probes.borrow()[0].events());
-    let err = tulip::create_unix_connection(|| Rec::new(&Probe::new()), &path)
+    let err = tulip::create_unix_connection(|| Rec::new(&Probe::new()), &path, Default::default())
         .await
         .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);

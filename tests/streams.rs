@@ -18,7 +18,8 @@ use futures_util::StreamExt;
 use futures_util::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, copy, copy_buf};
 use proto_support::{ByteStream, Checksum, capture_exceptions, join_thread, set_rst_on_close};
 use tulip::{
-    ConnectOptions, DEFAULT_LIMIT, IncompleteRead, LimitOverrun, StreamReader, StreamWriter,
+    IncompleteRead, LimitOverrun, StreamReader, StreamWriter, net::ConnectOptions,
+    streams::DEFAULT_LIMIT,
 };
 
 const KIB: usize = 1024;
@@ -32,7 +33,7 @@ const SEP: &[u8] = b"\r\n\r\n";
 async fn sock_peer(limit: usize) -> io::Result<(StreamReader, StreamWriter, TcpStream)> {
     let (l, addr) = support::listener();
     let (r, w) =
-        tulip::open_connection_with("127.0.0.1", addr.port(), ConnectOptions::default(), limit)
+        tulip::open_connection("127.0.0.1", addr.port(), ConnectOptions::new().limit(limit))
             .await?;
     let (peer, _) = tulip::sock_accept(&l).await?;
     peer.set_nodelay(true)?;
@@ -104,7 +105,7 @@ async fn readline_across_chunk_boundaries_and_at_eof() -> io::Result<()> {
         s.write_all(b" at the end")?;
         s.shutdown(Shutdown::Write)
     });
-    let (mut r, _w) = tulip::open_connection("127.0.0.1", port).await?;
+    let (mut r, _w) = tulip::open_connection("127.0.0.1", port, Default::default()).await?;
     assert_eq!(r.readline().await?, b"hello world\n");
     assert_eq!(r.readline().await?, b"second\n");
     assert_eq!(r.readline().await?, b"\n", "an empty line is not EOF");
@@ -283,7 +284,7 @@ async fn readline_limit_overrun_on_a_1mib_line_then_next_line() -> io::Result<()
         s.write_all(b"\nnext line\n")?;
         s.shutdown(Shutdown::Write)
     });
-    let (mut r, _w) = tulip::open_connection("127.0.0.1", port).await?;
+    let (mut r, _w) = tulip::open_connection("127.0.0.1", port, Default::default()).await?;
     assert_eq!(r.limit(), DEFAULT_LIMIT);
     wait_until(5.0, "the stream to pause reading", || {
         !r.transport().is_reading()
@@ -413,10 +414,11 @@ async fn drain_waits_while_the_peer_does_not_read() -> io::Result<()> {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let port = server.local_addr().unwrap().port();
-    let (_r, w) = tulip::open_connection("127.0.0.1", port).await?;
+    let (_r, w) = tulip::open_connection("127.0.0.1", port, Default::default()).await?;
     // Not paused: drain is ready at the first poll.
     w.write(b"small");
     assert!(matches!(w.drain().now_or_never(), Some(Ok(()))));
@@ -570,12 +572,14 @@ async fn futures_io_copy_32mib_through_a_proxy_with_checksums() -> io::Result<()
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let sink_port = sink.local_addr().unwrap().port();
     let proxy = tulip::start_server(
         move |mut cr: StreamReader, mut cw: StreamWriter| async move {
-            let (sr, mut sw) = tulip::open_connection("127.0.0.1", sink_port).await?;
+            let (sr, mut sw) =
+                tulip::open_connection("127.0.0.1", sink_port, Default::default()).await?;
             let n = copy(&mut cr, &mut sw).await?;
             if n != TOTAL as u64 {
                 return Err(io::Error::other(format!("proxy copied {n} bytes")));
@@ -586,10 +590,11 @@ async fn futures_io_copy_32mib_through_a_proxy_with_checksums() -> io::Result<()
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let port = proxy.local_addr().unwrap().port();
-    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port).await?;
+    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port, Default::default()).await?;
     let t0 = Instant::now();
     let writer = tulip::spawn(async move {
         let mut bs = ByteStream::new(0x5eed);
@@ -784,10 +789,11 @@ async fn start_server_handler_error_goes_to_the_exception_handler() -> io::Resul
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let port = server.local_addr().unwrap().port();
-    let (mut r, w) = tulip::open_connection("127.0.0.1", port).await?;
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, Default::default()).await?;
     w.write(b"hi\n");
     // The handler's reader and writer are dropped with its task: the connection closes.
     assert_eq!(
@@ -831,9 +837,10 @@ async fn unix_server_and_connection_echo() -> io::Result<()> {
             }
         },
         &path,
+        Default::default(),
     )
     .await?;
-    let (mut r, w) = tulip::open_unix_connection(&path).await?;
+    let (mut r, w) = tulip::open_unix_connection(&path, Default::default()).await?;
     w.write(b"hello\nunix ");
     w.drain().await?;
     assert_eq!(r.readline().await?, b"HELLO\n");

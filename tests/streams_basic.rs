@@ -21,10 +21,11 @@ async fn line_echo_over_streams() -> io::Result<()> {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let addr = server.local_addr().unwrap();
-    let (mut r, w) = tulip::open_connection("127.0.0.1", addr.port()).await?;
+    let (mut r, w) = tulip::open_connection("127.0.0.1", addr.port(), Default::default()).await?;
     w.write(b"hello\nwor");
     w.drain().await?;
     assert_eq!(r.readline().await?, b"hello\n");

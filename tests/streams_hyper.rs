@@ -1,4 +1,5 @@
-//! hyper 1.x over tulip's streams, through a small futures-io → `hyper::rt` adapter: an
+//! hyper 1.x over tulip's streams — a `tulip::Stream`, reader and writer in one futures-io
+//! object — through the generic futures-io → `hyper::rt` adapter: an
 //! HTTP/1.1 server (`start_server` + `serve_connection`) and client (`open_connection` +
 //! `handshake`) on one loop. Requests on a keep-alive connection, then one with
 //! `Connection: close`, after which both connection futures end `Ok` — before `poll_flush`
@@ -17,13 +18,12 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use tulip::{StreamReader, StreamWriter};
 
-/// A stream pair as one `hyper::rt::Read + Write` object.
-struct HyperIo {
-    reader: StreamReader,
-    writer: StreamWriter,
-}
+/// futures-io → `hyper::rt`, for any one `AsyncRead + AsyncWrite` object — here a
+/// `tulip::Stream`. Nothing in it is tulip's: it is the adapter any futures-io runtime uses
+/// (what `smol-hyper`'s `FuturesIo` is), so one from a crate works as well.
+struct HyperIo<T>(T);
 
-impl hyper::rt::Read for HyperIo {
+impl<T: AsyncRead + Unpin> hyper::rt::Read for HyperIo<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -31,27 +31,27 @@ impl hyper::rt::Read for HyperIo {
     ) -> Poll<io::Result<()>> {
         let mut tmp = [0u8; 16 * 1024];
         let k = buf.remaining().min(tmp.len());
-        let n = ready!(Pin::new(&mut self.reader).poll_read(cx, &mut tmp[..k]))?;
+        let n = ready!(Pin::new(&mut self.0).poll_read(cx, &mut tmp[..k]))?;
         buf.put_slice(&tmp[..n]);
         Poll::Ready(Ok(()))
     }
 }
 
-impl hyper::rt::Write for HyperIo {
+impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.writer).poll_write(cx, buf)
+        Pin::new(&mut self.0).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.writer).poll_flush(cx)
+        Pin::new(&mut self.0).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.writer).poll_close(cx)
+        Pin::new(&mut self.0).poll_close(cx)
     }
 }
 
@@ -68,7 +68,7 @@ async fn hyper_http1_client_and_server_end_cleanly() -> io::Result<()> {
         move |reader: StreamReader, writer: StreamWriter| {
             let done = done_tx.clone();
             async move {
-                let io = HyperIo { reader, writer };
+                let io = HyperIo(reader.unsplit(writer));
                 let r = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, hyper::service::service_fn(hello))
                     .await;
@@ -77,12 +77,14 @@ async fn hyper_http1_client_and_server_end_cleanly() -> io::Result<()> {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let port = server.local_addr().expect("a TCP server").port();
 
-    let (reader, writer) = tulip::open_connection("127.0.0.1", port).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(HyperIo { reader, writer })
+    let stream =
+        tulip::Stream::from(tulip::open_connection("127.0.0.1", port, Default::default()).await?);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(HyperIo(stream))
         .await
         .map_err(io::Error::other)?;
     let conn = tulip::spawn(conn);

@@ -20,7 +20,7 @@ use tulip::{StreamReader, StreamWriter};
 /// A stream pair connected to a non-blocking std socket on the same loop.
 async fn sock_peer() -> io::Result<(StreamReader, StreamWriter, TcpStream)> {
     let (l, addr) = support::listener();
-    let (r, w) = tulip::open_connection("127.0.0.1", addr.port()).await?;
+    let (r, w) = tulip::open_connection("127.0.0.1", addr.port(), Default::default()).await?;
     let (peer, _) = tulip::sock_accept(&l).await?;
     peer.set_nodelay(true)?;
     Ok((r, w, peer))

@@ -178,7 +178,7 @@ impl Protocol for Greeter {
         };
         self.greeting.borrow_mut().extend_from_slice(&data[..=nl]);
         let t = self.t.take().expect("one hand-over");
-        let (r, w) = t.into_streams(&data[nl + 1..]);
+        let (r, w) = t.into_streams(&data[nl + 1..], None);
         let done = self.done.clone();
         tulip::spawn(async move {
             match after_greeting(r, w).await {
@@ -304,6 +304,7 @@ async fn async_code_awaits_a_future_completed_by_protocol_callbacks() -> io::Res
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let port = server.local_addr().unwrap().port();
@@ -426,7 +427,7 @@ async fn into_streams_while_writing_is_paused_keeps_back_pressure() -> io::Resul
         n += 1;
         assert!(n < 400, "never paused");
     }
-    let (_r, w) = t.into_streams(b"");
+    let (_r, w) = t.into_streams(b"", None);
     let (_, high) = t.get_write_buffer_limits();
     assert!(t.get_write_buffer_size() > high);
     assert!(
@@ -458,7 +459,7 @@ async fn into_streams_with_limit_resumes_reading_and_applies_the_limit() -> io::
     tulip::sock_sendall(&peer, &long).await?;
     tulip::sleep(ms(20)).await;
     assert_eq!(p.received(), b"hello\n", "paused: nothing more arrived");
-    let (mut r, w) = t.into_streams_with_limit(b"", 64);
+    let (mut r, w) = t.into_streams(b"", Some(64));
     assert!(t.is_reading(), "the hand-over resumed reading");
     assert_eq!(r.limit(), 64);
     let e = r.readline().await.unwrap_err();

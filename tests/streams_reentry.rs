@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use futures_io::AsyncRead;
 use futures_util::FutureExt;
 use proto_support::{capture_exceptions, join_thread, set_rst_on_close};
-use tulip::{ConnectOptions, DEFAULT_LIMIT, Protocol, StreamReader, StreamWriter, Transport};
+use tulip::{Protocol, StreamReader, StreamWriter, Transport};
 
 const KIB: usize = 1024;
 
@@ -67,13 +67,7 @@ fn clear_waker() {
 /// A stream pair connected to a non-blocking std socket, driven with `tulip::sock_*`.
 async fn sock_peer() -> io::Result<(StreamReader, StreamWriter, TcpStream)> {
     let (l, addr) = support::listener();
-    let (r, w) = tulip::open_connection_with(
-        "127.0.0.1",
-        addr.port(),
-        ConnectOptions::default(),
-        DEFAULT_LIMIT,
-    )
-    .await?;
+    let (r, w) = tulip::open_connection("127.0.0.1", addr.port(), Default::default()).await?;
     let (peer, _) = tulip::sock_accept(&l).await?;
     peer.set_nodelay(true)?;
     Ok((r, w, peer))
@@ -390,6 +384,7 @@ async fn client_connected_cb_uses_the_streams_before_returning_its_future() -> i
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let port = server.local_addr().expect("a TCP listener").port();
@@ -423,6 +418,7 @@ async fn client_connected_cb_that_closes_at_once() -> io::Result<()> {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let port = server.local_addr().expect("a TCP listener").port();
@@ -463,7 +459,7 @@ impl Protocol for Greeting {
         let Some(t) = self.transport.take() else {
             return;
         };
-        let (mut reader, writer) = t.into_streams(&data[nl + 1..]);
+        let (mut reader, writer) = t.into_streams(&data[nl + 1..], None);
         let now = reader.read(100).now_or_never();
         match now {
             Some(Ok(rest)) => {
@@ -502,6 +498,7 @@ async fn into_streams_used_at_once_inside_data_received() -> io::Result<()> {
             log: l2,
         },
         mine,
+        Default::default(),
     )
     .await?;
     tulip::sock_sendall(&peer_end, b"HELLO\nfirst").await?;
@@ -561,7 +558,8 @@ async fn direct_reads_never_reorder_bytes_against_the_buffer() -> io::Result<()>
         s.read_to_end(&mut sink)?;
         Ok(())
     });
-    let (mut reader, writer) = tulip::open_connection("127.0.0.1", port).await?;
+    let (mut reader, writer) =
+        tulip::open_connection("127.0.0.1", port, Default::default()).await?;
     let mut got = Vec::with_capacity(expect.len());
     let mut big = vec![0u8; 16 * KIB];
     let mut step = 0u32;

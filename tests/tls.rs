@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use proto_support::*;
 use tls_support::*;
 use tulip::tls::rustls;
-use tulip::{ConnectOptions, ExtraInfo, Protocol, Server, ServerOptions, TlsOptions, Transport};
+use tulip::{
+    Protocol, Server, Transport, net::ConnectOptions, net::ServerOptions, tls::TlsOptions,
+    transports::ExtraInfo,
+};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -418,7 +421,7 @@ async fn buffered_protocol_over_tls_gets_get_buffer_buffer_updated_pairs() {
     let cp = Probe::new();
     let rec = BufRec::new(&cp, 1000);
     let (_t, _) = tulip::create_connection(
-        move || rec,
+        move || tulip::Buffered(rec),
         "127.0.0.1",
         addr.port(),
         tls_client(pki.client_config()),
@@ -529,7 +532,7 @@ async fn streams_report_handshake_failures_too() {
     let pki = Pki::new();
     let ran = Rc::new(Cell::new(false));
     let r2 = ran.clone();
-    let server = tulip::start_server_with(
+    let server = tulip::start_server(
         move |_r: tulip::StreamReader, _w: tulip::StreamWriter| {
             r2.set(true);
             async move { io::Result::Ok(()) }
@@ -537,19 +540,13 @@ async fn streams_report_handshake_failures_too() {
         "127.0.0.1",
         0,
         tls_server(pki.server_config()),
-        tulip::DEFAULT_LIMIT,
     )
     .await
     .unwrap();
     let port = server.local_addr().unwrap().port();
-    let err = tulip::open_connection_with(
-        "127.0.0.1",
-        port,
-        tls_client(Pki::new().client_config()),
-        tulip::DEFAULT_LIMIT,
-    )
-    .await
-    .unwrap_err();
+    let err = tulip::open_connection("127.0.0.1", port, tls_client(Pki::new().client_config()))
+        .await
+        .unwrap_err();
     assert_tls_error(&err, &["UnknownIssuer"]);
     tulip::sleep(Duration::from_millis(20)).await;
     assert!(
@@ -925,7 +922,7 @@ async fn eight_mib_through_tls_streams_to_a_slow_reader() {
     let pki = Pki::new();
     let result: Rc<RefCell<Option<(u64, u64)>>> = Rc::default();
     let res = result.clone();
-    let server = tulip::start_server_with(
+    let server = tulip::start_server(
         move |mut r: tulip::StreamReader, w: tulip::StreamWriter| {
             let res = res.clone();
             async move {
@@ -951,19 +948,13 @@ async fn eight_mib_through_tls_streams_to_a_slow_reader() {
         "127.0.0.1",
         0,
         tls_server(pki.server_config()),
-        tulip::DEFAULT_LIMIT,
     )
     .await
     .unwrap();
     let port = server.local_addr().unwrap().port();
-    let (mut r, w) = tulip::open_connection_with(
-        "127.0.0.1",
-        port,
-        tls_client(pki.client_config()),
-        tulip::DEFAULT_LIMIT,
-    )
-    .await
-    .unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, tls_client(pki.client_config()))
+        .await
+        .unwrap();
     let (_, high) = w.transport().get_write_buffer_limits();
     let mut src = ByteStream::new(77);
     let mut rng = Rng::new(78);
@@ -1038,7 +1029,7 @@ async fn one_write_larger_than_64_kib_through_streams_arrives_whole() {
     let pki = Pki::new();
     let got: Rc<RefCell<Option<Vec<u8>>>> = Rc::default();
     let g = got.clone();
-    let server = tulip::start_server_with(
+    let server = tulip::start_server(
         move |mut r: tulip::StreamReader, w: tulip::StreamWriter| {
             let g = g.clone();
             async move {
@@ -1051,19 +1042,13 @@ async fn one_write_larger_than_64_kib_through_streams_arrives_whole() {
         "127.0.0.1",
         0,
         tls_server(pki.server_config()),
-        tulip::DEFAULT_LIMIT,
     )
     .await
     .unwrap();
     let port = server.local_addr().unwrap().port();
-    let (mut r, w) = tulip::open_connection_with(
-        "127.0.0.1",
-        port,
-        tls_client(pki.client_config()),
-        tulip::DEFAULT_LIMIT,
-    )
-    .await
-    .unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, tls_client(pki.client_config()))
+        .await
+        .unwrap();
     assert_eq!(r.readline().await.unwrap(), b"hi\n");
     let big = ByteStream::new(1).take(MIB + 7);
     w.write(&big);
@@ -1209,6 +1194,7 @@ async fn starttls_with_the_client_hello_sent_with_the_command_in_one_write() {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await
     .unwrap();
@@ -1265,6 +1251,7 @@ async fn start_tls_on_a_protocol_keeps_the_protocol_without_a_second_connection_
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await
     .unwrap();
@@ -1318,6 +1305,7 @@ async fn starttls_server(opts: TlsOptions) -> (Server, Outcome<()>) {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await
     .unwrap();
@@ -1331,7 +1319,9 @@ async fn start_tls_against_an_untrusted_server_fails_with_a_tls_error() {
     let scfg = tulip::tls::server_config(stranger.chain(), stranger.key()).unwrap();
     let (server, _outcome) = starttls_server(TlsOptions::server(scfg)).await;
     let port = server.local_addr().unwrap().port();
-    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     w.write(b"STARTTLS\n");
     assert_eq!(r.readline().await.unwrap(), b"GO\n");
     let err = w
@@ -1352,7 +1342,9 @@ async fn server_side_start_tls_returns_the_handshake_failure() {
     let scfg = tulip::tls::server_config(stranger.chain(), stranger.key()).unwrap();
     let (server, outcome) = starttls_server(TlsOptions::server(scfg)).await;
     let port = server.local_addr().unwrap().port();
-    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     w.write(b"STARTTLS\n");
     assert_eq!(r.readline().await.unwrap(), b"GO\n");
     let err = w
@@ -1387,7 +1379,9 @@ async fn server_side_start_tls_times_out() {
     )
     .await;
     let port = server.local_addr().unwrap().port();
-    let (mut r, w) = tulip::open_connection("127.0.0.1", port).await.unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, Default::default())
+        .await
+        .unwrap();
     w.write(b"STARTTLS\n");
     assert_eq!(r.readline().await.unwrap(), b"GO\n");
     // ...and then silence. The server drops the connection on time,
@@ -1536,7 +1530,7 @@ async fn streams_see_a_truncation_as_an_unexpected_eof_error_when_close_notify_i
     let pki = Pki::new();
     let outcome: Outcome<Vec<u8>> = Rc::default();
     let out = outcome.clone();
-    let server = tulip::start_server_with(
+    let server = tulip::start_server(
         move |mut r: tulip::StreamReader, _w: tulip::StreamWriter| {
             let out = out.clone();
             async move {
@@ -1548,7 +1542,6 @@ async fn streams_see_a_truncation_as_an_unexpected_eof_error_when_close_notify_i
         "127.0.0.1",
         0,
         strict_tls_server(pki.server_config()),
-        tulip::DEFAULT_LIMIT,
     )
     .await
     .unwrap();
@@ -1725,7 +1718,9 @@ async fn extra_info_on_both_sides() {
             bytes(tr.get_extra_info("alpn_protocol")).unwrap(),
             b"tulip/1"
         );
-        assert!(matches!(tr.get_extra_info("socket"), Some(ExtraInfo::Fd(fd)) if fd >= 0));
+        assert!(
+            matches!(tr.get_extra_info("socket"), Some(ExtraInfo::Socket(s)) if s.as_raw_fd().is_some())
+        );
         assert!(tr.get_extra_info("no such key").is_none());
     }
     assert_eq!(

@@ -7,7 +7,7 @@ use std::io;
 use std::sync::Arc;
 
 use tulip::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tulip::{ConnectOptions, ServerOptions, TlsOptions};
+use tulip::{net::ConnectOptions, net::ServerOptions, tls::TlsOptions};
 
 fn certs() -> (
     Arc<tulip::tls::rustls::ServerConfig>,
@@ -25,7 +25,7 @@ fn certs() -> (
 async fn tls_stream_echo() -> io::Result<()> {
     let _w = support::watchdog("tls_stream_echo", 30);
     let (scfg, ccfg) = certs();
-    let server = tulip::start_server_with(
+    let server = tulip::start_server(
         |mut r: tulip::StreamReader, w: tulip::StreamWriter| async move {
             loop {
                 let line = r.readline().await?;
@@ -40,36 +40,33 @@ async fn tls_stream_echo() -> io::Result<()> {
         "127.0.0.1",
         0,
         ServerOptions::new().tls(TlsOptions::server(scfg)),
-        tulip::DEFAULT_LIMIT,
     )
     .await?;
     let port = server.local_addr().unwrap().port();
-    let (mut r, w) = tulip::open_connection_with(
+    let (mut r, w) = tulip::open_connection(
         "127.0.0.1",
         port,
         ConnectOptions::new().tls(TlsOptions::client(ccfg.clone()).server_hostname("localhost")),
-        tulip::DEFAULT_LIMIT,
     )
     .await?;
     w.write(b"hello over tls\n");
     assert_eq!(r.readline().await?, b"hello over tls\n");
     assert!(!w.can_write_eof());
     match w.get_extra_info("protocol_version") {
-        Some(tulip::ExtraInfo::Text(v)) => assert!(v.contains("TLS"), "{v}"),
+        Some(tulip::transports::ExtraInfo::Text(v)) => assert!(v.contains("TLS"), "{v}"),
         other => panic!("{other:?}"),
     }
     assert!(
-        matches!(w.get_extra_info("peercert"), Some(tulip::ExtraInfo::Certificates(c)) if !c.is_empty())
+        matches!(w.get_extra_info("peercert"), Some(tulip::transports::ExtraInfo::Certificates(c)) if !c.is_empty())
     );
     w.close();
     w.wait_closed().await?;
 
     // Hostname mismatch: a clear error that wraps the rustls error.
-    let err = tulip::open_connection_with(
+    let err = tulip::open_connection(
         "127.0.0.1",
         port,
         ConnectOptions::new().tls(TlsOptions::client(ccfg).server_hostname("example.org")),
-        tulip::DEFAULT_LIMIT,
     )
     .await
     .unwrap_err();
@@ -99,10 +96,11 @@ async fn starttls_upgrade_over_streams() -> io::Result<()> {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await?;
     let port = server.local_addr().unwrap().port();
-    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port).await?;
+    let (mut r, mut w) = tulip::open_connection("127.0.0.1", port, Default::default()).await?;
     w.write(b"STARTTLS\n");
     assert_eq!(r.readline().await?, b"OK\n");
     w.start_tls(
@@ -127,7 +125,7 @@ async fn write_then_close_loses_nothing() -> io::Result<()> {
     let g = got.clone();
     let done = tulip::get_running_loop().create_future::<()>();
     let d = done.clone();
-    let server = tulip::start_server_with(
+    let server = tulip::start_server(
         move |mut r: tulip::StreamReader, _w: tulip::StreamWriter| {
             let (g, d) = (g.clone(), d.clone());
             async move {
@@ -140,15 +138,13 @@ async fn write_then_close_loses_nothing() -> io::Result<()> {
         "127.0.0.1",
         0,
         ServerOptions::new().tls(TlsOptions::server(scfg)),
-        tulip::DEFAULT_LIMIT,
     )
     .await?;
     let port = server.local_addr().unwrap().port();
-    let (_r, w) = tulip::open_connection_with(
+    let (_r, w) = tulip::open_connection(
         "127.0.0.1",
         port,
         ConnectOptions::new().tls(TlsOptions::client(ccfg).server_hostname("localhost")),
-        tulip::DEFAULT_LIMIT,
     )
     .await?;
     w.write(&vec![7u8; 1 << 20]);
@@ -168,7 +164,7 @@ async fn tls_over_a_unix_socket_with_streams() -> io::Result<()> {
     let dir = std::env::temp_dir().join(format!("tulip-tls-unix-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("s.sock");
-    let server = tulip::start_unix_server_with(
+    let server = tulip::start_unix_server(
         |mut r: tulip::StreamReader, w: tulip::StreamWriter| async move {
             let line = r.readline().await?;
             w.write(&line);
@@ -177,13 +173,11 @@ async fn tls_over_a_unix_socket_with_streams() -> io::Result<()> {
         },
         &path,
         ServerOptions::new().tls(TlsOptions::server(scfg)),
-        tulip::DEFAULT_LIMIT,
     )
     .await?;
-    let (mut r, w) = tulip::open_unix_connection_with(
+    let (mut r, w) = tulip::open_unix_connection(
         &path,
         ConnectOptions::new().tls(TlsOptions::client(ccfg).server_hostname("localhost")),
-        tulip::DEFAULT_LIMIT,
     )
     .await?;
     w.write(b"over unix and tls\n");

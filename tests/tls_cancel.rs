@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use proto_support::*;
 use tls_support::*;
-use tulip::TlsOptions;
+use tulip::tls::TlsOptions;
 
 // CPython: test_sslproto.py BaseStartTLS.test_start_tls_slow_client_cancel
 #[tulip::test]
@@ -65,7 +65,7 @@ async fn a_cancelled_tls_create_connection_aborts_the_connection() {
     });
     let cp = Probe::new();
     let rec = Rec::new(&cp);
-    let opts = tulip::ConnectOptions::new()
+    let opts = tulip::net::ConnectOptions::new()
         .tls(TlsOptions::client(pki.client_config()).server_hostname("localhost"));
     let r = tulip::timeout(
         Duration::from_millis(50),

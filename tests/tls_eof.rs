@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use proto_support::*;
 use tls_support::*;
 use tulip::tls::rustls;
-use tulip::{ConnectOptions, ServerOptions, TlsOptions};
+use tulip::{net::ConnectOptions, net::ServerOptions, tls::TlsOptions};
 
 const KIB: usize = 1024;
 
@@ -180,14 +180,9 @@ async fn read_to_eof_returns_the_data_of_a_peer_closing_without_close_notify() {
         // Gone without close_notify.
         s.sock.shutdown(Shutdown::Both)
     });
-    let (mut r, w) = tulip::open_connection_with(
-        "127.0.0.1",
-        port,
-        tls_client(pki.client_config()),
-        tulip::DEFAULT_LIMIT,
-    )
-    .await
-    .unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, tls_client(pki.client_config()))
+        .await
+        .unwrap();
     let got = r.read_to_eof().await.unwrap();
     assert_eq!(got.len(), body.len());
     assert!(got == body);
@@ -220,14 +215,9 @@ async fn remote_shutdown_receives_trailing_data() {
         s.sock.shutdown(Shutdown::Write)?; // send EOF
         read_all_len(&mut s)
     });
-    let (mut r, w) = tulip::open_connection_with(
-        "127.0.0.1",
-        port,
-        tls_client(pki.client_config()),
-        tulip::DEFAULT_LIMIT,
-    )
-    .await
-    .unwrap();
+    let (mut r, w) = tulip::open_connection("127.0.0.1", port, tls_client(pki.client_config()))
+        .await
+        .unwrap();
     w.write(b"ping");
     assert_eq!(r.readexactly(4).await.unwrap(), b"pong");
     let chunk = vec![b'x'; CHUNK];

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use proto_support::*;
 use tls_support::*;
-use tulip::{ConnectOptions, ServerOptions, TlsOptions, Transport};
+use tulip::{Transport, net::ConnectOptions, net::ServerOptions, tls::TlsOptions};
 
 /// What an `openssl` run printed and how it ended.
 #[derive(Debug)]
@@ -425,6 +425,7 @@ async fn openssl_s_client_starttls_smtp_against_stream_writer_start_tls() {
         },
         "127.0.0.1",
         0,
+        Default::default(),
     )
     .await
     .unwrap();
@@ -654,10 +655,9 @@ async fn a_tulip_stream_reads_to_eof_from_an_openssl_s_server_that_dies() {
                 .server_hostname("localhost")
                 .require_close_notify(strict),
         );
-        let (mut r, w) =
-            tulip::open_connection_with("127.0.0.1", srv.port, opts, tulip::DEFAULT_LIMIT)
-                .await
-                .unwrap();
+        let (mut r, w) = tulip::open_connection("127.0.0.1", srv.port, opts)
+            .await
+            .unwrap();
         let stdin = srv.child.stdin.as_mut().unwrap();
         stdin.write_all(b"last words\n").unwrap();
         stdin.flush().unwrap();

@@ -10,7 +10,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tulip::{ConnectOptions, Protocol, ServerOptions, TlsOptions, Transport};
+use tulip::{Protocol, Transport, net::ConnectOptions, net::ServerOptions, tls::TlsOptions};
 
 type Log = Rc<RefCell<Vec<String>>>;
 

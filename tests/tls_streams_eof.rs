@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 
 use tls_support::*;
-use tulip::{ServerOptions, TlsOptions};
+use tulip::{net::ServerOptions, tls::TlsOptions};
 
 #[tulip::test]
 async fn a_tls_stream_at_eof_logs_no_keep_open_warning() {
@@ -20,7 +20,7 @@ async fn a_tls_stream_at_eof_logs_no_keep_open_warning() {
     let pki = Pki::new();
     let got = std::rc::Rc::new(std::cell::RefCell::new(None));
     let g = got.clone();
-    let server = tulip::start_server_with(
+    let server = tulip::start_server(
         move |mut r: tulip::StreamReader, w: tulip::StreamWriter| {
             let g = g.clone();
             async move {
@@ -33,7 +33,6 @@ async fn a_tls_stream_at_eof_logs_no_keep_open_warning() {
         "127.0.0.1",
         0,
         ServerOptions::new().tls(TlsOptions::server(pki.server_config())),
-        tulip::DEFAULT_LIMIT,
     )
     .await
     .unwrap();

@@ -15,8 +15,8 @@ use std::os::unix::net::UnixDatagram;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tulip::socket2::{Domain, SockAddr, SockRef, Socket, Type};
-use tulip::{DatagramOptions, ExtraInfo};
+use tulip::socket2::{Domain, SockAddr, Socket, Type};
+use tulip::{net::DatagramOptions, transports::ExtraInfo};
 
 // ---- round trips ----------------------------------------------------------------------------
 
@@ -40,7 +40,7 @@ async fn udp_round_trip_with_empty_datagrams_and_call_order() {
     assert_eq!(client.peername().and_then(|a| a.as_socket()), Some(saddr));
     assert!(matches!(
         client.get_extra_info("socket"),
-        Some(ExtraInfo::Fd(_))
+        Some(ExtraInfo::Socket(_))
     ));
     client.sendto(b"hello", None).unwrap();
     client.sendto(b"", None).unwrap();
@@ -304,13 +304,11 @@ async fn broadcast_is_refused_without_allow_broadcast() {
     let (t, _) = tulip::create_datagram_endpoint(|| Rec::new(&log2), opts)
         .await
         .unwrap();
-    let Some(ExtraInfo::Fd(fd)) = t.get_extra_info("socket") else {
+    let Some(ExtraInfo::Socket(sock)) = t.get_extra_info("socket") else {
         panic!("no socket")
     };
-    // SAFETY: the transport owns `fd` and keeps it open while we look at it.
-    let sock = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     assert!(
-        SockRef::from(&sock).broadcast().unwrap(),
+        sock.with(|s| s.broadcast().unwrap()).expect("open"),
         "SO_BROADCAST is set"
     );
     t.sendto(b"to all", Some(&bcast)).unwrap();

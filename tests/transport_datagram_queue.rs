@@ -15,7 +15,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use tulip::socket2::SockAddr;
-use tulip::{DatagramOptions, DatagramProtocol, DatagramTransport};
+use tulip::{DatagramProtocol, DatagramTransport, net::DatagramOptions};
 
 // ---- the send queue ------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tulip::{ConnectOptions, Protocol, Server, ServerOptions, TlsOptions, Transport};
+use tulip::{
+    Protocol, Server, Transport, net::ConnectOptions, net::ServerOptions, tls::TlsOptions,
+};
 
 type Log = Rc<RefCell<Vec<String>>>;
 
@@ -72,8 +74,12 @@ async fn a_protocol_dropped_at_teardown_may_use_its_transport() -> io::Result<()
     let log: Log = Rc::default();
     let (a, _b) = UnixStream::pair()?;
     let l2 = log.clone();
-    let (t, p) =
-        tulip::connect_accepted_socket(move || UsesTransportInDrop { t: None, log: l2 }, a).await?;
+    let (t, p) = tulip::connect_accepted_socket(
+        move || UsesTransportInDrop { t: None, log: l2 },
+        a,
+        Default::default(),
+    )
+    .await?;
     drop(p);
     t.close();
     drop(t);
@@ -95,8 +101,12 @@ async fn a_protocol_replaced_by_set_protocol_may_use_its_transport_in_drop() -> 
     let log: Log = Rc::default();
     let (a, _b) = UnixStream::pair()?;
     let l2 = log.clone();
-    let (t, p) =
-        tulip::connect_accepted_socket(move || UsesTransportInDrop { t: None, log: l2 }, a).await?;
+    let (t, p) = tulip::connect_accepted_socket(
+        move || UsesTransportInDrop { t: None, log: l2 },
+        a,
+        Default::default(),
+    )
+    .await?;
     drop(p);
     t.set_protocol(Other);
     tulip::get_running_loop().reset_exception_handler();

@@ -647,7 +647,7 @@ async fn tcp_nodelay_and_addresses_on_both_ends() {
     assert!(c_local.ip().is_loopback() && c_local.port() != 0);
     assert!(matches!(
         ct.get_extra_info("peername"),
-        Some(tulip::ExtraInfo::Address(_))
+        Some(tulip::transports::ExtraInfo::Address(_))
     ));
     assert!(ct.get_extra_info("no such thing").is_none());
     assert_ne!(transport_fd(&ct), transport_fd(&st));
@@ -668,7 +668,7 @@ async fn connect_accepted_socket_on_a_socketpair() {
     let (a, b) = UnixStream::pair().unwrap();
     b.set_nonblocking(true).unwrap();
     let p = Probe::new();
-    let (t, pref) = tulip::connect_accepted_socket(|| Rec::new(&p).echo(), a)
+    let (t, pref) = tulip::connect_accepted_socket(|| Rec::new(&p).echo(), a, Default::default())
         .await
         .unwrap();
     assert_eq!(
@@ -694,7 +694,7 @@ async fn connect_accepted_socket_on_tcp_sets_nodelay() {
     let (a, b) = support::tcp_pair();
     assert!(!a.nodelay().unwrap());
     let p = Probe::new();
-    let (t, _) = tulip::connect_accepted_socket(|| Rec::new(&p), a)
+    let (t, _) = tulip::connect_accepted_socket(|| Rec::new(&p), a, Default::default())
         .await
         .unwrap();
     assert!(with_sock(&t, |s| s.tcp_nodelay().unwrap()));

@@ -38,9 +38,11 @@ pub static SERVERS: &[Server] = &[
         id: "tulip-buffered",
         name: "tulip `BufferedProtocol`",
         serve: |addr, ready| {
-            serve_tulip(addr, ready, || EchoBuffered {
-                transport: None,
-                buf: vec![0; CONN_BUF],
+            serve_tulip(addr, ready, || {
+                tulip::Buffered(EchoBuffered {
+                    transport: None,
+                    buf: vec![0; CONN_BUF],
+                })
             })
         },
     },
@@ -241,17 +243,17 @@ impl BufferedProtocol for EchoBuffered {
 }
 
 /// Serves protocols made by `factory` with `create_server` until stopped.
-pub fn serve_tulip<K, P, F>(addr: SocketAddr, ready: Ready, factory: F) -> io::Result<()>
+pub fn serve_tulip<P, F>(addr: SocketAddr, ready: Ready, factory: F) -> io::Result<()>
 where
     F: FnMut() -> P + 'static,
-    P: tulip::StreamProtocol<K>,
+    P: tulip::transports::StreamProtocol,
 {
     let lp = tulip::EventLoop::new()?;
     let server = lp.run_until_complete(tulip::create_server(
         factory,
         &addr.ip().to_string(),
         addr.port(),
-        tulip::ServerOptions::new().backlog(1024),
+        tulip::net::ServerOptions::new().backlog(1024),
     ))?;
     run_tulip_server(lp, server, ready)
 }
@@ -276,12 +278,11 @@ fn serve_tulip_streams(addr: SocketAddr, ready: Ready) -> io::Result<()> {
         }
     }
     let lp = tulip::EventLoop::new()?;
-    let server = lp.run_until_complete(tulip::start_server_with(
+    let server = lp.run_until_complete(tulip::start_server(
         echo,
         &addr.ip().to_string(),
         addr.port(),
-        tulip::ServerOptions::new().backlog(1024),
-        tulip::DEFAULT_LIMIT,
+        tulip::net::ServerOptions::new().backlog(1024),
     ))?;
     run_tulip_server(lp, server, ready)
 }

@@ -59,12 +59,11 @@ fn serve_streams_lines(addr: std::net::SocketAddr, ready: Ready) -> io::Result<(
         writer.close();
     }
     let lp = tulip::EventLoop::new()?;
-    let server = lp.run_until_complete(tulip::start_server_with(
+    let server = lp.run_until_complete(tulip::start_server(
         echo,
         &addr.ip().to_string(),
         addr.port(),
-        tulip::ServerOptions::new().backlog(1024),
-        tulip::DEFAULT_LIMIT,
+        tulip::net::ServerOptions::new().backlog(1024),
     ))?;
     crate::echo::run_tulip_server(lp, server, ready)
 }

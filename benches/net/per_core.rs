@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::mpsc;
 
 use tulip::socket2::{Domain, Socket, Type};
-use tulip::{PerCore, ServerOptions};
+use tulip::{PerCore, net::ServerOptions};
 
 use crate::echo::EchoProto;
 use crate::load::{self, Limit};

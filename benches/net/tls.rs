@@ -335,9 +335,9 @@ fn serve_tulip(addr: SocketAddr, ready: Ready) -> io::Result<()> {
         || EchoProto { transport: None },
         &addr.ip().to_string(),
         addr.port(),
-        tulip::ServerOptions::new()
+        tulip::net::ServerOptions::new()
             .backlog(1024)
-            .tls(tulip::TlsOptions::server(server_config())),
+            .tls(tulip::tls::TlsOptions::server(server_config())),
     ))?;
     run_tulip_server(lp, server, ready)
 }

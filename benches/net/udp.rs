@@ -270,7 +270,7 @@ impl DatagramProtocol for Echo {
 
 fn serve_tulip(addr: SocketAddr, ready: Ready) -> io::Result<()> {
     let lp = tulip::EventLoop::new()?;
-    let opts = tulip::DatagramOptions::new().local_addr(&addr.ip().to_string(), addr.port());
+    let opts = tulip::net::DatagramOptions::new().local_addr(&addr.ip().to_string(), addr.port());
     let (t, _) = lp.run_until_complete(tulip::create_datagram_endpoint(|| Echo(None), opts))?;
     let local = t
         .sockname()

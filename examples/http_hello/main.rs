@@ -76,7 +76,7 @@ async fn main() -> ExitCode {
         HttpHello::new,
         &addr.ip().to_string(),
         addr.port(),
-        tulip::ServerOptions::new().backlog(1024),
+        tulip::net::ServerOptions::new().backlog(1024),
     )
     .await
     {

@@ -1,12 +1,14 @@
 //! Streams (asyncio's `streams.py`): `StreamReader` and `StreamWriter` over a transport and
-//! a `BufferedProtocol`, `open_connection` and `start_server`, and the ways to move a
-//! connection between callback protocols and async code.
+//! a stream protocol, `Stream` (both halves in one futures-io object), `open_connection` and
+//! `start_server`, and the ways to move a connection between callback protocols and async
+//! code.
 
 mod buf;
 mod errors;
 mod protocol;
 mod reader;
 mod state;
+mod stream;
 mod writer;
 
 use std::fmt::Display;
@@ -17,13 +19,14 @@ use std::rc::Rc;
 
 pub use errors::{IncompleteRead, LimitOverrun};
 pub use reader::StreamReader;
+pub use stream::Stream;
 pub use writer::StreamWriter;
 
 use crate::event_loop::ExceptionContext;
-use crate::net::{ConnectOptions, create_connection};
-use crate::server::{Server, ServerOptions, create_server, create_unix_server};
+use crate::net::{ConnectOptions, create_connection, unix_connect};
+use crate::server::{Server, ServerOptions, create_server, unix_server};
 use crate::transports::Transport;
-use protocol::{OnConnect, Own, StreamProto};
+use protocol::{OnConnect, StreamProto};
 use state::StreamState;
 
 /// asyncio's default stream buffer limit: 64 KiB.
@@ -67,10 +70,12 @@ fn stream_protocol(limit: usize) -> (Rc<StreamState>, StreamProto) {
 }
 
 /// Opens a TCP connection and returns its stream pair (asyncio's `open_connection`).
+/// `options` are [`create_connection`]'s, plus the stream buffer
+/// [`limit`](ConnectOptions::limit).
 ///
 /// ```no_run
 /// # tulip::run(async {
-/// let (mut reader, writer) = tulip::open_connection("127.0.0.1", 8888).await?;
+/// let (mut reader, writer) = tulip::open_connection("127.0.0.1", 8888, Default::default()).await?;
 /// writer.write(b"hello\n");
 /// writer.drain().await?;
 /// let line = reader.readline().await?;
@@ -84,58 +89,34 @@ fn stream_protocol(limit: usize) -> (Rc<StreamState>, StreamProto) {
 /// As [`create_connection`]: dropping it before it completes leaves nothing behind (a name
 /// lookup still running is discarded, connection attempts are closed, a transport already
 /// started — waiting for a TLS handshake — is aborted), and a new call starts over.
-pub async fn open_connection(host: &str, port: u16) -> io::Result<(StreamReader, StreamWriter)> {
-    open_connection_with(host, port, ConnectOptions::default(), DEFAULT_LIMIT).await
-}
-
-/// [`open_connection`] with connection options and a buffer `limit`.
-///
-/// # Errors
-/// As [`create_connection`].
-///
-/// # Cancel safety
-/// As [`open_connection`].
-pub async fn open_connection_with(
+pub async fn open_connection(
     host: &str,
     port: u16,
-    options: ConnectOptions,
-    limit: usize,
+    mut options: ConnectOptions,
 ) -> io::Result<(StreamReader, StreamWriter)> {
-    let (state, proto) = stream_protocol(limit);
-    let (t, _) = create_connection::<Own, _, _>(|| proto, host, port, options).await?;
+    let (state, proto) = stream_protocol(options.take_limit());
+    let (t, _) = create_connection(|| proto, host, port, options).await?;
     Ok(pair(t, state))
 }
 
 /// Opens a Unix stream connection and returns its stream pair (asyncio's
-/// `open_unix_connection`).
+/// `open_unix_connection`). `options`: as
+/// [`create_unix_connection`](crate::create_unix_connection)'s, plus the stream buffer
+/// [`limit`](ConnectOptions::limit).
 ///
 /// # Errors
-/// As [`create_unix_connection`](crate::create_unix_connection).
+/// As [`create_unix_connection`](crate::create_unix_connection): options a Unix socket
+/// cannot honour are refused with `InvalidInput`.
 ///
 /// # Cancel safety
 /// As [`open_connection`]: dropping it closes the socket being connected, or aborts the
 /// transport already started; nothing is left behind.
 pub async fn open_unix_connection(
     path: impl AsRef<Path>,
+    mut options: ConnectOptions,
 ) -> io::Result<(StreamReader, StreamWriter)> {
-    open_unix_connection_with(path, ConnectOptions::default(), DEFAULT_LIMIT).await
-}
-
-/// [`open_unix_connection`] with options (TLS) and a buffer `limit`.
-///
-/// # Errors
-/// As [`create_unix_connection_with`](crate::create_unix_connection_with).
-///
-/// # Cancel safety
-/// As [`open_unix_connection`].
-pub async fn open_unix_connection_with(
-    path: impl AsRef<Path>,
-    options: ConnectOptions,
-    limit: usize,
-) -> io::Result<(StreamReader, StreamWriter)> {
-    let (state, proto) = stream_protocol(limit);
-    let (t, _) =
-        crate::net::create_unix_connection_with::<Own, _, _>(|| proto, path, options).await?;
+    let (state, proto) = stream_protocol(options.take_limit());
+    let (t, _) = unix_connect(|| proto, path.as_ref(), options, "open_unix_connection").await?;
     Ok(pair(t, state))
 }
 
@@ -175,8 +156,25 @@ where
     })
 }
 
+/// The per-connection stream protocol of a `start_server`.
+fn serving_protocol<F, Fut>(cb: F, limit: usize) -> impl FnMut() -> StreamProto + 'static
+where
+    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: Future + 'static,
+    Fut::Output: HandlerResult,
+{
+    let cb = Rc::new(cb);
+    move || {
+        StreamProto::new(
+            Rc::new(StreamState::new(limit)),
+            Some(on_connect(cb.clone())),
+        )
+    }
+}
+
 /// Serves TCP connections with an async function (asyncio's `start_server`):
-/// `client_connected_cb(reader, writer)` runs as a task per connection.
+/// `client_connected_cb(reader, writer)` runs as a task per connection. `options` are
+/// [`create_server`]'s, plus the stream buffer [`limit`](ServerOptions::limit).
 ///
 /// ```no_run
 /// # tulip::run(async {
@@ -193,6 +191,7 @@ where
 ///     },
 ///     "127.0.0.1",
 ///     8888,
+///     Default::default(),
 /// )
 /// .await?;
 /// server.serve_forever().await
@@ -210,112 +209,40 @@ pub async fn start_server<F, Fut>(
     client_connected_cb: F,
     host: &str,
     port: u16,
+    mut options: ServerOptions,
 ) -> io::Result<Server>
 where
     F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
     Fut: Future + 'static,
     Fut::Output: HandlerResult,
 {
-    start_server_with(
-        client_connected_cb,
-        host,
-        port,
-        ServerOptions::default(),
-        DEFAULT_LIMIT,
-    )
-    .await
-}
-
-/// [`start_server`] with server options and a buffer `limit`.
-///
-/// # Errors
-/// As [`create_server`].
-///
-/// # Cancel safety
-/// As [`start_server`].
-pub async fn start_server_with<F, Fut>(
-    client_connected_cb: F,
-    host: &str,
-    port: u16,
-    options: ServerOptions,
-    limit: usize,
-) -> io::Result<Server>
-where
-    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
-    Fut: Future + 'static,
-    Fut::Output: HandlerResult,
-{
-    let cb = Rc::new(client_connected_cb);
-    create_server::<Own, _, _>(
-        move || {
-            StreamProto::new(
-                Rc::new(StreamState::new(limit)),
-                Some(on_connect(cb.clone())),
-            )
-        },
-        host,
-        port,
-        options,
-    )
-    .await
+    let factory = serving_protocol(client_connected_cb, options.take_limit());
+    create_server(factory, host, port, options).await
 }
 
 /// Serves Unix-socket connections with an async function (asyncio's `start_unix_server`).
+/// `options`: as [`create_unix_server`](crate::create_unix_server)'s, plus the stream buffer
+/// [`limit`](ServerOptions::limit).
 ///
 /// # Errors
-/// As [`create_unix_server`].
+/// As [`create_unix_server`](crate::create_unix_server): options a Unix socket cannot honour are refused with
+/// `InvalidInput`.
 ///
 /// # Cancel safety
 /// Cancel-safe: it completes at its first poll (it waits for nothing), as
-/// [`create_unix_server`].
+/// [`create_unix_server`](crate::create_unix_server).
 pub async fn start_unix_server<F, Fut>(
     client_connected_cb: F,
     path: impl AsRef<Path>,
+    mut options: ServerOptions,
 ) -> io::Result<Server>
 where
     F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
     Fut: Future + 'static,
     Fut::Output: HandlerResult,
 {
-    start_unix_server_with(
-        client_connected_cb,
-        path,
-        ServerOptions::default(),
-        DEFAULT_LIMIT,
-    )
-    .await
-}
-
-/// [`start_unix_server`] with server options (TLS, backlog) and a buffer `limit`.
-///
-/// # Errors
-/// As [`create_unix_server`].
-///
-/// # Cancel safety
-/// As [`start_unix_server`].
-pub async fn start_unix_server_with<F, Fut>(
-    client_connected_cb: F,
-    path: impl AsRef<Path>,
-    options: ServerOptions,
-    limit: usize,
-) -> io::Result<Server>
-where
-    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
-    Fut: Future + 'static,
-    Fut::Output: HandlerResult,
-{
-    let cb = Rc::new(client_connected_cb);
-    create_unix_server::<Own, _, _>(
-        move || {
-            StreamProto::new(
-                Rc::new(StreamState::new(limit)),
-                Some(on_connect(cb.clone())),
-            )
-        },
-        path,
-        options,
-    )
-    .await
+    let factory = serving_protocol(client_connected_cb, options.take_limit());
+    unix_server(factory, path.as_ref(), options, "start_unix_server")
 }
 
 impl Transport {
@@ -337,7 +264,7 @@ impl Transport {
     ///     fn data_received(&mut self, data: &[u8]) {
     ///         if let Some(nl) = data.iter().position(|&b| b == b'\n') {
     ///             let t = self.0.take().unwrap();
-    ///             let (mut reader, writer) = t.into_streams(&data[nl + 1..]);
+    ///             let (mut reader, writer) = t.into_streams(&data[nl + 1..], None);
     ///             tulip::spawn(async move {
     ///                 let line = reader.readline().await?;
     ///                 writer.write(&line);
@@ -348,23 +275,21 @@ impl Transport {
     ///     }
     /// }
     /// ```
-    pub fn into_streams(&self, received: &[u8]) -> (StreamReader, StreamWriter) {
-        self.into_streams_with_limit(received, DEFAULT_LIMIT)
-    }
-
-    /// [`into_streams`](Transport::into_streams) with a buffer `limit`. The streams take
-    /// over the transport as it is: reading is resumed if the old protocol had paused it,
-    /// and a write side over its high-water mark makes the writer's `drain` wait.
-    pub fn into_streams_with_limit(
+    ///
+    /// The streams take over the transport as it is: reading is resumed if the old protocol
+    /// had paused it, and a write side over its high-water mark makes the writer's `drain`
+    /// wait. `limit` is the stream buffer limit; `None` for [`DEFAULT_LIMIT`].
+    pub fn into_streams(
         &self,
         received: &[u8],
-        limit: usize,
+        limit: Option<usize>,
     ) -> (StreamReader, StreamWriter) {
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
         let (state, proto) = stream_protocol(limit);
         state.buf.borrow_mut().extend(received);
         state.set_transport(Some(self.clone()));
         state.write_paused.set(self.inner.is_writing_paused());
-        self.set_protocol::<Own, _>(proto);
+        self.set_protocol(proto);
         self.resume_reading();
         pair(self.clone(), state)
     }

@@ -25,10 +25,6 @@ use crate::transports::{ProtoRc, StreamProtocol, Transport};
 /// callback: it only spawns the task that runs the user's function).
 pub(crate) type OnConnect = Box<dyn FnOnce(StreamReader, StreamWriter)>;
 
-/// The marker under which the stream protocol is a [`StreamProtocol`] of its own kind.
-#[derive(Debug)]
-pub(crate) enum Own {}
-
 /// A connection's stream protocol.
 pub(crate) struct StreamProto {
     state: Rc<StreamState>,
@@ -76,7 +72,8 @@ impl StreamProto {
     }
 }
 
-impl StreamProtocol<Own> for StreamProto {
+impl StreamProtocol for StreamProto {
+    type Protocol = StreamProto;
     fn into_obj(self) -> ProtoRc {
         Rc::new(ProtoCell {
             type_id: TypeId::of::<StreamProto>(),

@@ -23,7 +23,7 @@ pub(crate) use transport::TlsTransport;
 
 use crate::event_loop::EventLoop;
 use crate::future::LoopFuture;
-use crate::transports::{ProtoRc, StreamProtocol, Transport, kind};
+use crate::transports::{ProtoRc, StreamProtocol, Transport};
 
 /// asyncio's `ssl_handshake_timeout` default.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,7 +50,7 @@ impl TlsConfig {
     ///     .and_then(tulip::tls::TlsConfig::from_extra_info);
     /// # }
     /// ```
-    pub fn from_extra_info(info: &crate::ExtraInfo) -> Option<TlsConfig> {
+    pub fn from_extra_info(info: &crate::transports::ExtraInfo) -> Option<TlsConfig> {
         info.downcast_ref::<TlsConfig>().cloned()
     }
 }
@@ -216,8 +216,7 @@ pub(crate) fn wrap(
         ));
     }
     let (transport, handshake) = TlsTransport::new(lp, options, user, &role)?;
-    let protocol =
-        <TlsProtocol as StreamProtocol<kind::Stream>>::into_obj(TlsProtocol(transport.clone()));
+    let protocol = TlsProtocol(transport.clone()).into_obj();
     Ok(Wrapped {
         protocol,
         transport,

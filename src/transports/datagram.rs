@@ -27,6 +27,7 @@ use super::ExtraInfo;
 use super::core::{Core, CoreProto, Host, IoWatch, Life};
 use super::proto::ProtoCell;
 use super::stream::READ_BUFFER_SIZE;
+use super::trsock::{FdSlot, TransportFd};
 use crate::event_loop::EventLoop;
 use crate::protocols::DatagramProtocol;
 use crate::selector::{Direction, IoCallback};
@@ -111,7 +112,7 @@ struct Queued {
 pub(crate) struct Endpoint {
     core: Core<Self>,
     fd: RawFd,
-    sock: RefCell<Option<Socket>>,
+    sock: Rc<FdSlot<Socket>>,
     /// The connected peer (asyncio's `_address`).
     peer: Option<SockAddr>,
     /// Bytes of a receive slot in the shared buffer.
@@ -147,7 +148,7 @@ impl Endpoint {
         let t = Rc::new_cyclic(|this| Endpoint {
             core: Core::new(lp, this, Some(protocol)),
             fd: sock.as_raw_fd(),
-            sock: RefCell::new(Some(sock)),
+            sock: FdSlot::new(sock),
             peer,
             slot,
             queue: RefCell::new(VecDeque::new()),
@@ -397,7 +398,9 @@ impl Endpoint {
         match name {
             "peername" => self.peer.clone().map(ExtraInfo::Address),
             "sockname" => sock.as_ref()?.local_addr().ok().map(ExtraInfo::Address),
-            "socket" => sock.as_ref().map(|s| ExtraInfo::Fd(s.as_raw_fd())),
+            "socket" => sock
+                .as_ref()
+                .map(|_| ExtraInfo::Socket(TransportFd::new(&self.sock))),
             _ => None,
         }
     }
@@ -435,8 +438,7 @@ impl Host for Endpoint {
         let lp = &self.core.lp;
         self.reader.close(lp, self.fd);
         self.writer.close(lp, self.fd);
-        let s = self.sock.borrow_mut().take();
-        drop(s);
+        self.sock.close();
         let q = std::mem::take(&mut *self.queue.borrow_mut());
         drop(q);
         self.queued.set(0);

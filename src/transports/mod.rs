@@ -9,16 +9,17 @@ pub(crate) mod pipe;
 pub(crate) mod proto;
 pub(crate) mod socket;
 pub(crate) mod stream;
+pub(crate) mod trsock;
 mod write_buf;
 
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
 use std::rc::Rc;
 
 pub(crate) use proto::ProtoRc;
-pub use proto::{ProtocolRef, StreamProtocol, kind};
+pub use proto::{Buffered, ProtocolRef, StreamProtocol};
 use socket2::SockAddr;
+pub use trsock::TransportFd;
 
 /// What [`Transport::get_extra_info`] answers.
 #[derive(Debug, Clone)]
@@ -26,8 +27,11 @@ use socket2::SockAddr;
 pub enum ExtraInfo {
     /// A socket address: `"peername"`, `"sockname"`.
     Address(SockAddr),
-    /// The transport's file descriptor: `"socket"`. It stays owned by the transport.
-    Fd(RawFd),
+    /// The transport's socket: `"socket"` — a safe view of it ([`TransportFd`]: addresses,
+    /// socket options); the transport still owns it.
+    Socket(TransportFd),
+    /// A pipe transport's pipe: `"pipe"`, as a [`TransportFd`].
+    Pipe(TransportFd),
     /// A name or description: `"cipher"`, `"protocol_version"`, `"server_hostname"`.
     Text(String),
     /// Raw bytes: `"alpn_protocol"`.
@@ -209,9 +213,19 @@ impl Transport {
         self.inner.set_write_buffer_limits(high, low)
     }
 
-    /// asyncio's `get_extra_info`: `"peername"`, `"sockname"`, `"socket"`.
+    /// asyncio's `get_extra_info`: `"peername"`, `"sockname"`, `"socket"` (see also
+    /// [`socket`](Transport::socket)).
     pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
         self.inner.get_extra_info(name)
+    }
+
+    /// The transport's socket, lent safely (`get_extra_info("socket")`): `None` for a
+    /// transport that has none (a pipe) or once it is closed. Under TLS, the socket below.
+    pub fn socket(&self) -> Option<TransportFd> {
+        match self.get_extra_info("socket") {
+            Some(ExtraInfo::Socket(s)) if s.as_raw_fd().is_some() => Some(s),
+            _ => None,
+        }
     }
 
     /// Waits until the write buffer is at or below the low-water mark after a
@@ -243,9 +257,13 @@ impl Transport {
         }
     }
 
-    /// Hands the connection to a new protocol (asyncio's `set_protocol`); the new protocol
-    /// gets no `connection_made`. Returns the handle to it.
-    pub fn set_protocol<K, P: StreamProtocol<K>>(&self, protocol: P) -> ProtocolRef<P> {
+    /// Hands the connection to a new protocol (asyncio's `set_protocol`): a [`Protocol`], or
+    /// a [`BufferedProtocol`] as [`Buffered(p)`](Buffered). The new protocol gets no
+    /// `connection_made`. Returns the handle to it.
+    ///
+    /// [`Protocol`]: crate::Protocol
+    /// [`BufferedProtocol`]: crate::BufferedProtocol
+    pub fn set_protocol<P: StreamProtocol>(&self, protocol: P) -> ProtocolRef<P::Protocol> {
         let obj = protocol.into_obj();
         self.inner.set_protocol(obj.clone());
         ProtocolRef::new(obj)

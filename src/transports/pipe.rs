@@ -8,7 +8,6 @@
 //! [`RawIo::close`], after deregistration.
 #![allow(dead_code)] // until the pipe transports of the next issues use it
 
-use std::cell::RefCell;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
@@ -16,13 +15,14 @@ use std::rc::Rc;
 use super::ExtraInfo;
 use super::proto::ProtoRc;
 use super::stream::{RawIo, StreamTransport};
+use super::trsock::{FdSlot, TransportFd};
 use crate::event_loop::EventLoop;
 use crate::sys;
 
 /// One end of a pipe (or FIFO, or character device), non-blocking.
 pub(crate) struct PipeIo {
     fd: RawFd,
-    owned: RefCell<Option<OwnedFd>>,
+    owned: Rc<FdSlot<OwnedFd>>,
     /// The read end: watched for reading. A write end is not (it is never readable).
     reads: bool,
 }
@@ -36,7 +36,7 @@ pub(crate) fn start(
 ) -> Rc<StreamTransport<PipeIo>> {
     let io = PipeIo {
         fd: fd.as_raw_fd(),
-        owned: RefCell::new(Some(fd)),
+        owned: FdSlot::new(fd),
         reads,
     };
     StreamTransport::start(lp, io, protocol, None)
@@ -82,14 +82,13 @@ impl RawIo for PipeIo {
                 .owned
                 .borrow()
                 .as_ref()
-                .map(|f| ExtraInfo::Fd(f.as_raw_fd())),
+                .map(|_| ExtraInfo::Pipe(TransportFd::new(&self.owned))),
             _ => None,
         }
     }
 
     fn close(&self) {
-        let f = self.owned.borrow_mut().take();
-        drop(f);
+        self.owned.close();
     }
 }
 
@@ -101,7 +100,7 @@ mod tests {
     use std::rc::Rc;
     use std::time::Duration;
 
-    use crate::transports::{StreamProtocol, kind};
+    use crate::transports::StreamProtocol;
     use crate::{EventLoop, Protocol};
 
     #[derive(Default)]
@@ -163,7 +162,7 @@ mod tests {
         lp.run_until_complete(async move {
             let lp = crate::get_running_loop();
             let _rt = super::start(&lp, in_r.into(), true, Reader(g2.clone()).into_obj());
-            let silent = <Silent as StreamProtocol<kind::Stream>>::into_obj(Silent);
+            let silent = Silent.into_obj();
             let wt = super::start(&lp, out_w.into(), false, silent).handle();
             wt.write(&p2);
             assert!(

@@ -207,7 +207,7 @@ impl<P: Protocol> ProtoObj for Plain<P> {
 }
 
 /// Holds a [`BufferedProtocol`].
-pub(crate) struct Buffered<P>(pub(crate) P);
+pub(crate) struct BufferedAdapter<P>(pub(crate) P);
 
 /// A `BufferedProtocol` whose `get_buffer` gave nothing to read into (asyncio's
 /// `RuntimeError('get_buffer() returned an empty buffer')`).
@@ -218,7 +218,7 @@ fn empty_buffer() -> io::Error {
     )
 }
 
-impl<P: BufferedProtocol> Buffered<P> {
+impl<P: BufferedProtocol> BufferedAdapter<P> {
     /// The adapter's choice: the protocol's own buffer.
     #[inline(always)]
     fn read_with(
@@ -240,7 +240,7 @@ impl<P: BufferedProtocol> Buffered<P> {
     }
 }
 
-impl<P: BufferedProtocol> ProtoObj for Buffered<P> {
+impl<P: BufferedProtocol> ProtoObj for BufferedAdapter<P> {
     fn connection_made(&mut self, t: &Transport) {
         self.0.connection_made(t);
     }
@@ -281,25 +281,53 @@ impl<P: BufferedProtocol> ProtoObj for Buffered<P> {
     }
 }
 
-/// Markers that let one function accept both kinds of stream protocol.
-pub mod kind {
-    /// The protocol is a [`Protocol`](crate::Protocol).
-    #[derive(Debug)]
-    pub enum Stream {}
-    /// The protocol is a [`BufferedProtocol`](crate::BufferedProtocol).
-    #[derive(Debug)]
-    pub enum Buffered {}
-}
+/// Marks a [`BufferedProtocol`] for the functions that take a stream protocol: pass
+/// `Buffered(p)` — or `|| Buffered(MyProto::new())` as a factory — and the transport reads
+/// into the protocol's own buffer (`get_buffer` / `buffer_updated`), as asyncio does for a
+/// protocol that subclasses `BufferedProtocol`. A plain [`Protocol`] is passed as it is.
+///
+/// ```no_run
+/// use tulip::{Buffered, BufferedProtocol};
+///
+/// struct Collect(Vec<u8>, usize);
+/// impl BufferedProtocol for Collect {
+///     fn get_buffer(&mut self, _sizehint: usize) -> &mut [u8] {
+///         &mut self.0[self.1..]
+///     }
+///     fn buffer_updated(&mut self, n: usize) {
+///         self.1 += n;
+///     }
+/// }
+///
+/// # tulip::run(async {
+/// let (transport, proto) = tulip::create_connection(
+///     || Buffered(Collect(vec![0; 4096], 0)),
+///     "127.0.0.1",
+///     8888,
+///     Default::default(),
+/// )
+/// .await?;
+/// // The handle is to the protocol inside, a `ProtocolRef<Collect>`.
+/// let received = proto.with(|c| c.1);
+/// # transport.close();
+/// # std::io::Result::Ok(()) });
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Buffered<P>(pub P);
 
-/// A stream protocol of either kind: implemented for every [`Protocol`] and every
-/// [`BufferedProtocol`]. `K` is inferred; a type that implements both traits must say which
-/// it means (`create_connection::<_, _, tulip::kind::Buffered>(…)`).
-pub trait StreamProtocol<K>: Sized + 'static {
+/// What the functions that start a stream transport accept as its protocol: every
+/// [`Protocol`], and every [`BufferedProtocol`] wrapped in [`Buffered`]. Implemented by
+/// tulip only.
+pub trait StreamProtocol: Sized + 'static {
+    /// The user's protocol type, which [`ProtocolRef`] gives access to (`P` for `P` and for
+    /// `Buffered(P)`).
+    type Protocol: 'static;
     #[doc(hidden)]
     fn into_obj(self) -> ProtoRc;
 }
 
-impl<P: Protocol> StreamProtocol<kind::Stream> for P {
+impl<P: Protocol> StreamProtocol for P {
+    type Protocol = P;
     fn into_obj(self) -> ProtoRc {
         Rc::new(ProtoCell {
             type_id: TypeId::of::<P>(),
@@ -308,11 +336,12 @@ impl<P: Protocol> StreamProtocol<kind::Stream> for P {
     }
 }
 
-impl<P: BufferedProtocol> StreamProtocol<kind::Buffered> for P {
+impl<P: BufferedProtocol> StreamProtocol for Buffered<P> {
+    type Protocol = P;
     fn into_obj(self) -> ProtoRc {
         Rc::new(ProtoCell {
             type_id: TypeId::of::<P>(),
-            cell: RefCell::new(Buffered(self)),
+            cell: RefCell::new(BufferedAdapter(self.0)),
         })
     }
 }

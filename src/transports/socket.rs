@@ -3,7 +3,8 @@
 //!
 //! # Invariant
 //! `fd` is the descriptor of `sock` while `sock` is `Some`; `sock` is dropped (closing the
-//! fd) only by [`RawIo::close`], after deregistration.
+//! fd) only by [`RawIo::close`], after deregistration (or, if a `TransportFd` lends it out
+//! at that moment, when the lender returns it; see `trsock.rs`).
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
@@ -15,6 +16,7 @@ use socket2::{SockAddr, Socket};
 use super::ExtraInfo;
 use super::proto::{ProtoObj, ProtoRc, ReadOutcome};
 use super::stream::{RawIo, StreamTransport};
+use super::trsock::{FdSlot, TransportFd};
 use crate::event_loop::EventLoop;
 use crate::sys;
 
@@ -24,7 +26,7 @@ pub(crate) type SocketTransport = StreamTransport<SocketIo>;
 /// A connected, non-blocking stream socket.
 pub(crate) struct SocketIo {
     fd: RawFd,
-    sock: RefCell<Option<Socket>>,
+    sock: Rc<FdSlot<Socket>>,
     /// Cached: still answered after the socket is closed.
     peername: RefCell<Option<SockAddr>>,
 }
@@ -41,7 +43,7 @@ pub(crate) fn start(
     sys::prepare_socket(&sock).ok();
     let io = SocketIo {
         fd: sock.as_raw_fd(),
-        sock: RefCell::new(Some(sock)),
+        sock: FdSlot::new(sock),
         peername: RefCell::new(peername),
     };
     StreamTransport::start(lp, io, protocol, waiter)
@@ -92,14 +94,15 @@ impl RawIo for SocketIo {
                 cached.clone().map(ExtraInfo::Address)
             }
             "sockname" => sock.as_ref()?.local_addr().ok().map(ExtraInfo::Address),
-            "socket" => sock.as_ref().map(|s| ExtraInfo::Fd(s.as_raw_fd())),
+            "socket" => sock
+                .as_ref()
+                .map(|_| ExtraInfo::Socket(TransportFd::new(&self.sock))),
             _ => None,
         }
     }
 
     fn close(&self) {
-        let s = self.sock.borrow_mut().take();
-        drop(s);
+        self.sock.close();
     }
 
     #[inline]

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use tulip::socket2::{SockAddr, Socket};
-use tulip::{DatagramOptions, DatagramProtocol, DatagramTransport};
+use tulip::{DatagramProtocol, DatagramTransport, net::DatagramOptions};
 
 // ---- a recording protocol -----------------------------------------------------------------
 

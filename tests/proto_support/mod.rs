@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tulip::{BufferedProtocol, ExtraInfo, LoopFuture, Protocol, Transport};
+use tulip::{BufferedProtocol, LoopFuture, Protocol, Transport, transports::ExtraInfo};
 
 // ---- the log ----------------------------------------------------------------------------
 
@@ -472,17 +472,14 @@ pub fn assert_buffered_order(ev: &[Event]) {
 
 /// Runs `f` on the socket behind a transport's `"socket"` extra info.
 pub fn with_sock<R>(t: &Transport, f: impl FnOnce(socket2::SockRef<'_>) -> R) -> R {
-    let fd = transport_fd(t);
-    // SAFETY: the fd belongs to the live transport `t`, which keeps it open for the duration
-    // of this borrow (the transport is not closed while `f` runs: tests call this only on
-    // open transports, from the loop's thread, without awaiting).
-    let b = unsafe { BorrowedFd::borrow_raw(fd) };
-    f(socket2::SockRef::from(&b))
+    t.socket()
+        .and_then(|s| s.with(f))
+        .expect("the transport has an open socket")
 }
 
 pub fn transport_fd(t: &Transport) -> RawFd {
     match t.get_extra_info("socket") {
-        Some(ExtraInfo::Fd(fd)) => fd,
+        Some(ExtraInfo::Socket(s)) => s.as_raw_fd().expect("an open socket"),
         other => panic!("no socket in extra info: {other:?}"),
     }
 }
@@ -505,9 +502,14 @@ pub async fn connect_to_std_peer(rec: Rec) -> (Transport, TcpStream) {
 pub async fn connect_buffered_to_std_peer(rec: BufRec) -> (Transport, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().unwrap().port();
-    let (t, _p) = tulip::create_connection(|| rec, "127.0.0.1", port, Default::default())
-        .await
-        .expect("create_connection");
+    let (t, _p) = tulip::create_connection(
+        || tulip::Buffered(rec),
+        "127.0.0.1",
+        port,
+        Default::default(),
+    )
+    .await
+    .expect("create_connection");
     let (peer, _) = l.accept().expect("accept");
     peer.set_nonblocking(true).unwrap();
     (t, peer)

@@ -14,11 +14,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use tulip::ExtraInfo;
 use tulip::tls::rustls;
 use tulip::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tulip::tls::rustls::server::WebPkiClientVerifier;
 use tulip::tls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tulip::transports::ExtraInfo;
 
 // ---- certificates ---------------------------------------------------------------------------
 
