@@ -156,8 +156,10 @@
 //! is a complete server.
 
 mod datagram;
+mod dns;
 mod error;
 mod event_loop;
+mod executor;
 mod future;
 mod net;
 mod per_core;
@@ -168,6 +170,7 @@ mod sock;
 mod streams;
 mod sys;
 mod task;
+mod threadsafe;
 mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -203,6 +206,12 @@ pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
 pub use tls::{TlsOptions, start_tls};
 pub use transports::datagram::DatagramTransport;
 pub use transports::{ExtraInfo, ExtraObject, ProtocolRef, StreamProtocol, Transport, kind};
+
+pub use dns::{
+    AddrInfo, AddrInfoHints, GetAddrInfo, GetNameInfo, NameInfoFlags, getaddrinfo, getnameinfo,
+};
+pub use executor::{RunInExecutor, ShutdownDefaultExecutor, run_in_executor, to_thread};
+pub use threadsafe::{Completer, ConcurrentFuture, oneshot, run_coroutine_threadsafe};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};
