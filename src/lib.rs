@@ -75,6 +75,11 @@
 //! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`] → [`DatagramTransport`] |
 //! | `asyncio.DatagramProtocol` | [`DatagramProtocol`] |
 //! | `loop.sock_recvfrom_into` | [`sock_recvfrom_into`] |
+//! | `loop.run_in_executor(None, f)` / `asyncio.to_thread(f)` | [`run_in_executor`], [`EventLoop::run_in_executor`], [`to_thread`] |
+//! | `loop.shutdown_default_executor(timeout)` | [`EventLoop::shutdown_default_executor`] |
+//! | `loop.getaddrinfo` / `loop.getnameinfo` | [`getaddrinfo`] with [`AddrInfoHints`] → [`AddrInfo`], [`getnameinfo`] with [`NameInfoFlags`] |
+//! | `asyncio.run_coroutine_threadsafe(coro, loop)` | [`run_coroutine_threadsafe`] → [`ConcurrentFuture`] |
+//! | `loop.call_soon_threadsafe(fut.set_result, v)` | [`oneshot`] → [`Completer`], [`ConcurrentFuture`] |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
