@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Cancelled, TimeoutError};
-use crate::event_loop::{LoopHandle, try_get_running_loop, with_current};
+use crate::event_loop::{LoopHandle, local_loop, try_get_running_loop};
 
 enum Outcome<T> {
     Pending,
@@ -272,8 +272,8 @@ impl<T> ConcurrentFuture<T> {
     ///
     /// # Errors
     /// The error the future was completed with, [`Cancelled`], or — for a future of
-    /// [`run_coroutine_threadsafe`] waited for on its own loop's thread while that loop
-    /// runs, which could never finish — an error of kind `Deadlock`.
+    /// [`run_coroutine_threadsafe`] not done yet and waited for on the thread of its loop,
+    /// which cannot run while the thread waits — an error of kind `Deadlock`.
     ///
     /// # Panics
     /// Resumes the panic of a submitted future that panicked.
@@ -292,8 +292,9 @@ impl<T> ConcurrentFuture<T> {
     }
 
     fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<T> {
+        // A loop runs only on the thread that made it: waiting there could never end.
         if let Some(id) = self.loop_id {
-            if with_current(|inner| inner.id) == Some(id) && !self.done() {
+            if local_loop(id).is_some() && !self.done() {
                 return Err(io::Error::new(
                     io::ErrorKind::Deadlock,
                     "ConcurrentFuture::wait called on the thread of the loop that runs it: \

@@ -503,7 +503,10 @@ fn run_coroutine_threadsafe_closed_loop() {
     let lp = EventLoop::new().unwrap();
     let handle = lp.handle();
     // Submitted, then the loop closes without having run it.
-    let pending = tulip::run_coroutine_threadsafe(|| async { 1 }, &handle).unwrap();
+    let mut pending = tulip::run_coroutine_threadsafe(|| async { 1 }, &handle).unwrap();
+    // The loop is not running, and can run only on this thread: waiting here never ends.
+    let err = pending.wait_timeout(Duration::from_secs(5)).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::Deadlock);
     lp.close();
     let err = pending.wait().unwrap_err();
     assert!(err.to_string().contains("closed"), "{err}");

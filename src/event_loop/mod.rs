@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 pub(crate) use context::{Enter, current_rc, schedule, with_current};
+pub(crate) use context::local_loop;
 pub use context::{get_running_loop, try_get_running_loop};
 pub use exception::{ExceptionContext, set_last_resort};
 pub(crate) use exception::{emit, error_or_stderr, warn_or_stderr};
