@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 pub(crate) use context::{Enter, current_rc, schedule, with_current};
-pub(crate) use context::local_loop;
 pub use context::{get_running_loop, try_get_running_loop};
 pub use exception::{ExceptionContext, set_last_resort};
 pub(crate) use exception::{emit, error_or_stderr, warn_or_stderr};
@@ -42,6 +41,9 @@ use ready::ReadyQueue;
 use remote::{Remote, RemoteItem};
 use resources::Resources;
 use timers::TimerHeap;
+
+// For `ConcurrentFuture::wait` (threadsafe.rs): is this loop one of this thread's?
+pub(crate) use context::local_loop;
 
 /// asyncio's default `slow_callback_duration`.
 const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
