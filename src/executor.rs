@@ -299,9 +299,11 @@ impl EventLoop {
     /// `shutdown_default_executor(timeout)`).
     ///
     /// The pool is global, so shutting it down means, for this loop: from this call on,
-    /// [`run_in_executor`](EventLoop::run_in_executor), [`to_thread`](crate::to_thread) and
-    /// [`getaddrinfo`](crate::getaddrinfo) on this loop fail with an error of kind `Other`
-    /// ("executor shutdown has been called", asyncio's `RuntimeError`); the future waits until
+    /// [`run_in_executor`](EventLoop::run_in_executor), [`to_thread`](crate::to_thread),
+    /// [`getaddrinfo`](crate::getaddrinfo) / [`getnameinfo`](crate::getnameinfo) — and so the
+    /// name lookups of `create_connection` and `create_server` (IP literals need none) — fail
+    /// on this loop with an error of kind `Other` ("executor shutdown has been called",
+    /// asyncio's `RuntimeError`, for the same calls); the future waits until
     /// every job this loop submitted has finished — detached ones too — and the pool's threads
     /// go on serving other loops. Other loops are not affected.
     ///

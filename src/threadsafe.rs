@@ -47,17 +47,17 @@ impl<T> Shared<T> {
 
     /// Sets the outcome unless it is set already or nobody waits for it; wakes the consumer.
     fn complete(&self, outcome: Outcome<T>) -> Result<(), Outcome<T>> {
-        let waker = {
+        let (waker, producer) = {
             let mut st = self.lock();
             if !matches!(st.outcome, Outcome::Pending) || st.consumer_gone {
                 return Err(outcome);
             }
             st.outcome = outcome;
-            st.producer = None;
-            st.consumer.take()
+            (st.consumer.take(), st.producer.take())
         };
         self.done.notify_all();
-        // A waker is user code: woken with no lock held.
+        // Wakers are user code: woken (and dropped) with no lock held.
+        drop(producer);
         if let Some(w) = waker {
             w.wake();
         }
@@ -173,10 +173,12 @@ impl<T> Completer<T> {
         if st.cancelled {
             return Poll::Ready(());
         }
-        match &st.producer {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => st.producer = Some(cx.waker().clone()),
-        }
+        let old = match &st.producer {
+            Some(w) if w.will_wake(cx.waker()) => None,
+            _ => st.producer.replace(cx.waker().clone()),
+        };
+        drop(st);
+        drop(old); // a waker's drop is user code: not under the lock
         Poll::Pending
     }
 
@@ -342,10 +344,12 @@ impl<T> Future for ConcurrentFuture<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         let mut st = self.shared.lock();
         if matches!(st.outcome, Outcome::Pending) {
-            match &st.consumer {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => st.consumer = Some(cx.waker().clone()),
-            }
+            let old = match &st.consumer {
+                Some(w) if w.will_wake(cx.waker()) => None,
+                _ => st.consumer.replace(cx.waker().clone()),
+            };
+            drop(st);
+            drop(old); // a waker's drop is user code: not under the lock
             return Poll::Pending;
         }
         Poll::Ready(take_outcome(st))

@@ -158,9 +158,9 @@ fn test_run_in_executor_cancel() {
     assert_eq!(dropped.load(Ordering::SeqCst), 1);
 }
 
-// CPython: base_events.py run_in_executor's `_check_default_executor` (asyncio raises
-// RuntimeError "Executor shutdown has been called"): after shutdown, jobs are refused and the
-// function is dropped without running; other loops are not affected.
+// tulip's own, after base_events.py's run_in_executor (`_check_default_executor`: asyncio
+// raises RuntimeError "Executor shutdown has been called"): after shutdown, jobs are refused
+// and the function is dropped without running; other loops are not affected.
 #[test]
 fn default_executor_call_after_shutdown() {
     let _w = support::watchdog("default_executor_call_after_shutdown", 20);

@@ -188,8 +188,9 @@ unsafe fn to_socket_addr(sa: *const libc::sockaddr, len: libc::socklen_t) -> Opt
         return None;
     }
     let len = len as usize;
-    // SAFETY: `sa` points to a socket address (the caller's promise), whose first field is
-    // its family on every platform; read unaligned, as nothing promises the alignment.
+    // SAFETY: `sa` points to a socket address (the caller's promise), which starts with a
+    // `sockaddr` header holding the family (after `sa_len` on the BSDs); `addr_of!` makes no
+    // reference, and the read is unaligned, as nothing promises the alignment.
     let family = c_int::from(unsafe { ptr::addr_of!((*sa).sa_family).read_unaligned() });
     match family {
         libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
