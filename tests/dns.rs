@@ -235,3 +235,37 @@ fn create_connection_resolves_localhost() {
         assert_eq!(resolve_error(&err).host(), "nope.invalid");
     });
 }
+
+// tulip's own: the other hints — protocol, IPv4-mapped IPv6 results — and hints the resolver
+// refuses (a stream socket over UDP: InvalidInput, not NotFound).
+#[test]
+fn getaddrinfo_hints() {
+    let _w = support::watchdog("getaddrinfo_hints", 20);
+    tulip::run(async {
+        let udp = AddrInfoHints::new()
+            .socktype(Type::DGRAM)
+            .protocol(Protocol::UDP);
+        let infos = tulip::getaddrinfo("127.0.0.1", 53, udp).await.unwrap();
+        assert_eq!(infos.len(), 1, "{infos:?}");
+        assert_eq!(
+            (infos[0].socktype, infos[0].protocol),
+            (Type::DGRAM, Protocol::UDP)
+        );
+
+        let mapped = AddrInfoHints::new()
+            .family(Domain::IPV6)
+            .socktype(Type::STREAM)
+            .v4mapped(true);
+        let infos = tulip::getaddrinfo("127.0.0.1", 80, mapped).await.unwrap();
+        let want: SocketAddr = "[::ffff:127.0.0.1]:80".parse().unwrap();
+        assert_eq!(infos[0].addr, want, "{infos:?}");
+        assert_eq!(infos[0].family, Domain::IPV6);
+
+        let bad = AddrInfoHints::new()
+            .socktype(Type::STREAM)
+            .protocol(Protocol::UDP);
+        let err = tulip::getaddrinfo("127.0.0.1", 80, bad).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert_eq!(resolve_error(&err).host(), "127.0.0.1");
+    });
+}
