@@ -63,15 +63,17 @@ impl From<TimeoutError> for io::Error {
 }
 
 /// The error inside an `io::Error` when a host name does not resolve (asyncio raises
-/// `socket.gaierror`); its `io::ErrorKind` is `NotFound`.
+/// `socket.gaierror`); its `io::ErrorKind` is `NotFound` (or, as below, `TimedOut`).
 ///
 /// The standard library reports a failed lookup as `ErrorKind::Uncategorized`, which stable
 /// Rust cannot match; tulip gives it `NotFound` — the name was not found — and this type,
 /// which names the host: `err.kind() == ErrorKind::NotFound`, or
 /// `err.get_ref().and_then(|e| e.downcast_ref::<tulip::ResolveError>())` for the details. A
-/// temporary failure of the resolver (`EAI_AGAIN`) cannot be told apart through the
-/// standard library's lookup and comes back the same way; [`reason`](ResolveError::reason)
-/// says which it was.
+/// temporary failure of the resolver (`EAI_AGAIN`: the name server did not answer) is told
+/// apart: its kind is `TimedOut` — worth retrying later — and
+/// [`is_temporary`](ResolveError::is_temporary) is true. Other failures of
+/// [`getaddrinfo`](crate::getaddrinfo) keep the kind their cause has (`InvalidInput` for
+/// arguments the resolver refuses, an OS error's kind for `EAI_SYSTEM`).
 ///
 /// ```
 /// # struct Client;
@@ -91,6 +93,8 @@ pub struct ResolveError {
     host: String,
     port: u16,
     reason: String,
+    kind: io::ErrorKind,
+    temporary: bool,
 }
 
 impl ResolveError {
@@ -99,7 +103,29 @@ impl ResolveError {
             host: host.to_owned(),
             port,
             reason: reason.to_string(),
+            kind: io::ErrorKind::NotFound,
+            temporary: false,
         }
+    }
+
+    /// A failure of the given kind; `temporary` for `EAI_AGAIN`.
+    pub(crate) fn with_kind(
+        host: &str,
+        port: u16,
+        reason: impl fmt::Display,
+        kind: io::ErrorKind,
+        temporary: bool,
+    ) -> ResolveError {
+        ResolveError {
+            kind,
+            temporary,
+            ..ResolveError::new(host, port, reason)
+        }
+    }
+
+    /// Whether the resolver failed only for now (`EAI_AGAIN`): trying again later may work.
+    pub fn is_temporary(&self) -> bool {
+        self.temporary
     }
 
     /// The host name that did not resolve.
@@ -128,6 +154,6 @@ impl std::error::Error for ResolveError {}
 
 impl From<ResolveError> for io::Error {
     fn from(e: ResolveError) -> io::Error {
-        io::Error::new(io::ErrorKind::NotFound, e)
+        io::Error::new(e.kind, e)
     }
 }

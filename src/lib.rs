@@ -71,7 +71,12 @@
 //! - [`streams`]: [`DEFAULT_LIMIT`](streams::DEFAULT_LIMIT), [`HandlerResult`](streams::HandlerResult);
 //! - [`transports`]: [`ExtraInfo`](transports::ExtraInfo), [`TransportFd`](transports::TransportFd),
 //!   [`StreamProtocol`](transports::StreamProtocol);
-//! - `tls`: `TlsOptions`, `TlsConfig`, `TlsError` (feature `tls`).
+//! - `tls`: `TlsOptions`, `TlsConfig`, `TlsError` (feature `tls`);
+//! - [`dns`]: [`AddrInfoHints`](dns::AddrInfoHints), [`AddrInfo`](dns::AddrInfo),
+//!   [`NameInfoFlags`](dns::NameInfoFlags), the [`GetAddrInfo`](dns::GetAddrInfo) and
+//!   [`GetNameInfo`](dns::GetNameInfo) futures;
+//! - [`executor`]: the [`RunInExecutor`](executor::RunInExecutor) and
+//!   [`ShutdownDefaultExecutor`](executor::ShutdownDefaultExecutor) futures.
 //!
 //! Every entry point that connects or serves takes one options value, last —
 //! `open_connection(host, port, options)`, `start_server(cb, host, port, options)` — with
@@ -102,6 +107,11 @@
 //! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`](net::DatagramOptions) → [`DatagramTransport`] |
 //! | `asyncio.DatagramProtocol` | [`DatagramProtocol`] |
 //! | `loop.sock_recvfrom_into` | [`sock_recvfrom_into`] |
+//! | `loop.run_in_executor(None, f)` / `asyncio.to_thread(f)` | [`run_in_executor`], [`EventLoop::run_in_executor`], [`to_thread`] |
+//! | `loop.shutdown_default_executor(timeout)` | [`EventLoop::shutdown_default_executor`] |
+//! | `loop.getaddrinfo` / `loop.getnameinfo` | [`getaddrinfo`] with [`AddrInfoHints`](dns::AddrInfoHints) → [`AddrInfo`](dns::AddrInfo), [`getnameinfo`] with [`NameInfoFlags`](dns::NameInfoFlags) |
+//! | `asyncio.run_coroutine_threadsafe(coro, loop)` | [`run_coroutine_threadsafe`] → [`ConcurrentFuture`] |
+//! | `loop.call_soon_threadsafe(fut.set_result, v)` | [`oneshot`] → [`Completer`], [`ConcurrentFuture`] |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
@@ -187,8 +197,10 @@
 //! is a complete server.
 
 mod datagram;
+pub mod dns;
 mod error;
 mod event_loop;
+pub mod executor;
 mod future;
 pub mod net;
 mod per_core;
@@ -199,6 +211,7 @@ pub mod sock;
 pub mod streams;
 mod sys;
 pub mod task;
+mod threadsafe;
 pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -229,6 +242,10 @@ pub use time::{sleep, sleep_until, timeout, timeout_at};
 pub use tls::start_tls;
 pub use transports::datagram::DatagramTransport;
 pub use transports::{Buffered, ProtocolRef, Transport};
+
+pub use dns::{getaddrinfo, getnameinfo};
+pub use executor::{run_in_executor, to_thread};
+pub use threadsafe::{Completer, ConcurrentFuture, oneshot, run_coroutine_threadsafe};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

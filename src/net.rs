@@ -5,7 +5,7 @@
 
 use std::future::{Future, poll_fn};
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::Poll;
@@ -152,24 +152,9 @@ impl ConnectOptions {
 
 /// Resolves `host:port`: an IP literal at once, a name on the blocking pool (never on the
 /// loop's thread). A failure is `NotFound` with a [`ResolveError`](crate::ResolveError)
-/// naming the host.
+/// naming the host. The lookup itself lives in `dns.rs`.
 pub(crate) async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-    if let Ok(ip) = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-    {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let h = host.to_owned();
-    let addrs = blocking::unblock(move || (h.as_str(), port).to_socket_addrs())
-        .await
-        .map_err(|e| crate::error::ResolveError::new(host, port, e))?
-        .collect::<Vec<_>>();
-    if addrs.is_empty() {
-        return Err(crate::error::ResolveError::new(host, port, "resolved to no address").into());
-    }
-    Ok(addrs)
+    crate::dns::resolve(host, port).await
 }
 
 /// RFC 8305 §4: alternate the families, `first` addresses of the first family at a time.

@@ -42,6 +42,9 @@ use remote::{Remote, RemoteItem};
 use resources::Resources;
 use timers::TimerHeap;
 
+// For `ConcurrentFuture::wait` (threadsafe.rs): is this loop one of this thread's?
+pub(crate) use context::local_loop;
+
 /// asyncio's default `slow_callback_duration`.
 const DEFAULT_SLOW_CALLBACK: Duration = Duration::from_millis(100);
 
@@ -83,6 +86,8 @@ pub(crate) struct Inner {
     orphaned: Cell<bool>,
     /// `shutdown` is under way (what it drops may drop the owning handle: no second one).
     shutting_down: Cell<bool>,
+    /// This loop's jobs on the default executor (`run_in_executor`, `executor.rs`).
+    pub(crate) executor: crate::executor::LoopJobs,
 }
 
 /// An asyncio event loop: callbacks, timers, I/O readiness and tasks on one thread.
@@ -240,6 +245,7 @@ impl EventLoop {
                 resources: Resources::default(),
                 orphaned: Cell::new(false),
                 shutting_down: Cell::new(false),
+                executor: Default::default(),
             }),
         };
         context::register_loop(id, Rc::downgrade(&lp.inner));
@@ -281,9 +287,17 @@ impl EventLoop {
         let mut cx = Context::from_waker(&waker);
         let mut fut = pin!(fut);
         let out = Cell::new(None);
+        let done = Cell::new(false);
         let mut poll_main = || {
+            // A wake-up left in the inbox by an earlier run (a waker of its main future,
+            // called from another thread after that future was ready) can queue `Main` twice
+            // in one iteration: never poll the future again once it is ready.
+            if done.get() {
+                return;
+            }
             main.woken.store(false, Ordering::Release);
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                done.set(true);
                 out.set(Some(v));
             }
         };

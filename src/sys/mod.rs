@@ -9,6 +9,7 @@
 
 mod affinity;
 mod datagram;
+pub(crate) mod dns;
 mod io;
 mod socket;
 
