@@ -163,6 +163,7 @@ mod net;
 mod per_core;
 mod protocols;
 mod selector;
+mod sendfile;
 mod server;
 mod sock;
 mod streams;
@@ -175,6 +176,8 @@ mod transports;
 
 pub use datagram::{DatagramOptions, create_datagram_endpoint};
 pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
+pub use error::SendfileNotAvailable;
+pub use sendfile::{SockSendfile, Sendfile, sendfile, sock_sendfile};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
     set_last_resort, try_get_running_loop,
