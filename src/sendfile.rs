@@ -55,6 +55,8 @@ struct Job<'a> {
     count: Option<u64>,
     sent: u64,
     finished: bool,
+    /// Copy even where `sendfile(2)` would do ([`Sendfile::force_copy`]).
+    copy: bool,
 }
 
 impl<'a> Job<'a> {
@@ -65,6 +67,7 @@ impl<'a> Job<'a> {
             count,
             sent: 0,
             finished: false,
+            copy: false,
         }
     }
 
@@ -322,6 +325,13 @@ enum SockMode {
 }
 
 impl<S> SockSendfile<'_, S> {
+    /// Copies the file (read and `send`) even where `sendfile(2)` could send it, as
+    /// [`Sendfile::force_copy`] does.
+    pub fn force_copy(mut self, yes: bool) -> Self {
+        self.job.copy = yes;
+        self
+    }
+
     /// How many bytes were sent so far.
     pub fn sent(&self) -> u64 {
         self.job.sent
@@ -337,7 +347,9 @@ impl<S: AsFd> SockSendfile<'_, S> {
                 "sock_sendfile: only stream sockets are supported",
             ));
         }
-        if regular {
+        if self.job.copy {
+            Copy::new(&self.job, COPY_CHUNK, regular).map(SockMode::Copy)
+        } else if regular {
             Ok(SockMode::Native)
         } else {
             self.unavailable("not a regular file", false)
@@ -515,6 +527,20 @@ enum Mode {
 }
 
 impl Sendfile<'_> {
+    /// Copies the file through the transport (read, then ordinary writes) even where
+    /// `sendfile(2)` could send it: nginx's `sendfile off`, for file systems on which
+    /// `sendfile(2)` misbehaves, and for measuring what zero-copy saves. The copy keeps the
+    /// guarantees of the zero-copy path (writes made meanwhile are held).
+    pub fn force_copy(mut self, yes: bool) -> Self {
+        self.job.copy = yes;
+        self
+    }
+
+    /// How many bytes were sent (or, copying, handed to the transport) so far.
+    pub fn sent(&self) -> u64 {
+        self.job.sent
+    }
+
     fn hook(&self) -> Option<&dyn ZeroCopy> {
         self.transport.inner.zero_copy()
     }
@@ -533,6 +559,9 @@ impl Sendfile<'_> {
         hook.begin()?;
         let socket = hook.socket_fd().is_some();
         self.begun = true;
+        if self.job.copy {
+            return Copy::new(&self.job, COPY_CHUNK, regular).map(Mode::CopyHook);
+        }
         match (regular, socket) {
             (true, true) => Ok(Mode::Native),
             (false, _) => self.unavailable("not a regular file", false),
@@ -541,7 +570,7 @@ impl Sendfile<'_> {
     }
 
     fn unavailable(&self, reason: &'static str, regular: bool) -> io::Result<Mode> {
-        if !self.fallback {
+        if !self.fallback && !self.job.copy {
             return Err(not_available(reason));
         }
         if self.begun {
