@@ -75,6 +75,7 @@
 //! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`] → [`DatagramTransport`] |
 //! | `asyncio.DatagramProtocol` | [`DatagramProtocol`] |
 //! | `loop.sock_recvfrom_into` | [`sock_recvfrom_into`] |
+//! | `loop.sendfile` / `loop.sock_sendfile` | [`sendfile`] / [`sock_sendfile`] ([`SendfileNotAvailable`]) |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
@@ -175,9 +176,7 @@ pub mod tls;
 mod transports;
 
 pub use datagram::{DatagramOptions, create_datagram_endpoint};
-pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
-pub use error::SendfileNotAvailable;
-pub use sendfile::{SockSendfile, Sendfile, sendfile, sock_sendfile};
+pub use error::{Cancelled, ResolveError, SendfileNotAvailable, TimeoutError, is_cancelled};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
     set_last_resort, try_get_running_loop,
@@ -189,6 +188,7 @@ pub use net::{
 };
 pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
 pub use protocols::{BufferedProtocol, DatagramProtocol, Protocol};
+pub use sendfile::{Sendfile, SockSendfile, sendfile, sock_sendfile};
 pub use server::{Server, ServerOptions, create_server, create_unix_server};
 pub use sock::{
     Accept, RecvFrom, SockAccept, SockConnect, SockRecv, SockRecvFrom, SockRecvFromInto,

@@ -381,7 +381,8 @@ impl<S: AsFd> SockSendfile<'_, S> {
                                 return Poll::Pending;
                             }
                             Step::Unavailable => {
-                                self.mode = self.unavailable("sendfile(2) refused this file", true)?;
+                                self.mode =
+                                    self.unavailable("sendfile(2) refused this file", true)?;
                             }
                         },
                     }
@@ -397,12 +398,14 @@ impl<S: AsFd> SockSendfile<'_, S> {
                         }
                         let sock = SockRef::from(self.sock);
                         let job = &mut self.job;
-                        let r = self.waiter.poll_io(cx, fd, addr, || loop {
-                            let n = sock.send_with_flags(copy.pending(), SEND_FLAGS)?;
-                            copy.pos += n;
-                            job.sent += n as u64;
-                            if copy.pos == copy.len {
-                                return Ok(());
+                        let r = self.waiter.poll_io(cx, fd, addr, || {
+                            loop {
+                                let n = sock.send_with_flags(copy.pending(), SEND_FLAGS)?;
+                                copy.pos += n;
+                                job.sent += n as u64;
+                                if copy.pos == copy.len {
+                                    return Ok(());
+                                }
                             }
                         });
                         if let Poll::Ready(r) = r {
@@ -554,7 +557,7 @@ impl Sendfile<'_> {
         }
         let regular = self.job.check()?;
         let Some(hook) = self.hook() else {
-            return self.unavailable("the transport cannot send files zero-copy", true);
+            return self.unavailable("the transport cannot send files zero-copy", regular);
         };
         hook.begin()?;
         let socket = hook.socket_fd().is_some();

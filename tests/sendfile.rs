@@ -153,7 +153,11 @@ async fn sock_sendfile_sends_the_whole_file() -> io::Result<()> {
     a.shutdown(std::net::Shutdown::Write)?;
     assert_eq!(sent, d.len() as u64);
     assert!(reader.await? == d, "the file arrives intact");
-    assert_eq!(f.position(), d.len() as u64, "the position is after what was sent");
+    assert_eq!(
+        f.position(),
+        d.len() as u64,
+        "the position is after what was sent"
+    );
     Ok(())
 }
 
@@ -196,7 +200,10 @@ async fn sock_sendfile_between_regular_sends() -> io::Result<()> {
     let (a, b) = support::tcp_pair();
     let reader = read_to_eof(b);
     tulip::sock_sendall(&a, b"head").await?;
-    assert_eq!(tulip::sock_sendfile(&a, &f.file, 0, None, false).await?, d.len() as u64);
+    assert_eq!(
+        tulip::sock_sendfile(&a, &f.file, 0, None, false).await?,
+        d.len() as u64
+    );
     tulip::sock_sendall(&a, b"tail").await?;
     drop(a);
     let got = reader.await?;
@@ -215,9 +222,15 @@ async fn sock_sendfile_count_beyond_eof_stops_at_eof() -> io::Result<()> {
     let mut f = TempFile::with("beyond", &d);
     let (a, b) = support::tcp_pair();
     let reader = read_to_eof(b);
-    assert_eq!(tulip::sock_sendfile(&a, &f.file, 4000, Some(1 << 30), false).await?, 1000);
+    assert_eq!(
+        tulip::sock_sendfile(&a, &f.file, 4000, Some(1 << 30), false).await?,
+        1000
+    );
     // An offset past the end sends nothing.
-    assert_eq!(tulip::sock_sendfile(&a, &f.file, 6000, None, false).await?, 0);
+    assert_eq!(
+        tulip::sock_sendfile(&a, &f.file, 6000, None, false).await?,
+        0
+    );
     drop(a);
     assert_eq!(reader.await?, &d[4000..]);
     assert_eq!(f.position(), 5000);
@@ -230,7 +243,9 @@ async fn sock_sendfile_of_a_non_regular_file_is_not_available() -> io::Result<()
     let _w = support::watchdog("sock_sendfile_not_regular", 20);
     let (a, b) = support::tcp_pair();
     let zero = File::open("/dev/zero")?;
-    let e = tulip::sock_sendfile(&a, &zero, 0, Some(10), false).await.unwrap_err();
+    let e = tulip::sock_sendfile(&a, &zero, 0, Some(10), false)
+        .await
+        .unwrap_err();
     assert!(is_not_available(&e), "{e:?}");
     assert!(e.to_string().contains("not a regular file"), "{e}");
     // Nothing was sent: the socket is as it was.
@@ -248,14 +263,20 @@ async fn sock_sendfile_falls_back_to_copying_a_non_regular_file() -> io::Result<
     let reader = read_to_eof(b);
     // A character device: `count` bytes of it.
     let zero = File::open("/dev/zero")?;
-    assert_eq!(tulip::sock_sendfile(&a, &zero, 0, Some(700_000), true).await?, 700_000);
+    assert_eq!(
+        tulip::sock_sendfile(&a, &zero, 0, Some(700_000), true).await?,
+        700_000
+    );
     // A stream (a socket opened as a file) to its end, read on the blocking pool.
     let (src, mut feeder) = UnixStream::pair()?;
     let d = data(600_000);
     let d2 = d.clone();
     let feed = std::thread::spawn(move || feeder.write_all(&d2));
     let src = File::from(std::os::fd::OwnedFd::from(src));
-    assert_eq!(tulip::sock_sendfile(&a, &src, 0, None, true).await?, d.len() as u64);
+    assert_eq!(
+        tulip::sock_sendfile(&a, &src, 0, None, true).await?,
+        d.len() as u64
+    );
     feed.join().expect("feeder").expect("feed");
     drop(a);
     let got = reader.await?;
@@ -273,13 +294,19 @@ async fn sock_sendfile_refuses_bad_arguments() -> io::Result<()> {
     let f = TempFile::with("args", b"abc");
     let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
     udp.set_nonblocking(true)?;
-    let e = tulip::sock_sendfile(&udp, &f.file, 0, None, true).await.unwrap_err();
+    let e = tulip::sock_sendfile(&udp, &f.file, 0, None, true)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
     let (a, _b) = support::tcp_pair();
-    let e = tulip::sock_sendfile(&a, &f.file, 0, Some(0), true).await.unwrap_err();
+    let e = tulip::sock_sendfile(&a, &f.file, 0, Some(0), true)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
     a.set_nonblocking(false)?;
-    let e = tulip::sock_sendfile(&a, &f.file, 0, None, true).await.unwrap_err();
+    let e = tulip::sock_sendfile(&a, &f.file, 0, None, true)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
     Ok(())
 }
@@ -319,7 +346,10 @@ async fn sendfile_sends_the_file_over_a_transport() -> io::Result<()> {
     let mut f = TempFile::with("transport", &d);
     let (t, _rec, peer) = transport_pair().await?;
     let reader = read_to_eof(peer);
-    assert_eq!(tulip::sendfile(&t, &f.file, 0, None, false).await?, d.len() as u64);
+    assert_eq!(
+        tulip::sendfile(&t, &f.file, 0, None, false).await?,
+        d.len() as u64
+    );
     t.close();
     assert!(reader.await? == d);
     assert_eq!(f.position(), d.len() as u64);
@@ -334,7 +364,10 @@ async fn sendfile_with_offset_and_count() -> io::Result<()> {
     let mut f = TempFile::with("partial", &d);
     let (t, _rec, peer) = transport_pair().await?;
     let reader = read_to_eof(peer);
-    assert_eq!(tulip::sendfile(&t, &f.file, 1000, Some(100), true).await?, 100);
+    assert_eq!(
+        tulip::sendfile(&t, &f.file, 1000, Some(100), true).await?,
+        100
+    );
     t.close();
     assert_eq!(reader.await?, &d[1000..1100]);
     assert_eq!(f.position(), 1100);
@@ -353,7 +386,10 @@ async fn sendfile_data_written_before_arrives_first() -> io::Result<()> {
     t.write(&pre);
     assert!(t.get_write_buffer_size() > 0);
     let reader = read_to_eof(peer);
-    assert_eq!(tulip::sendfile(&t, &f.file, 0, None, false).await?, d.len() as u64);
+    assert_eq!(
+        tulip::sendfile(&t, &f.file, 0, None, false).await?,
+        d.len() as u64
+    );
     t.write(b"POST");
     t.close();
     let got = reader.await?;
@@ -373,9 +409,16 @@ async fn sendfile_holds_writes_made_meanwhile_and_keeps_reading() -> io::Result<
     let f = TempFile::sparse("held", len, &[0, len - 16]);
     let (t, rec, peer) = transport_pair().await?;
     let mut fut = Box::pin(tulip::sendfile(&t, &f.file, 0, None, false));
-    assert!(poll_once(&mut fut).await.is_pending(), "nobody reads: the socket fills");
+    assert!(
+        poll_once(&mut fut).await.is_pending(),
+        "nobody reads: the socket fills"
+    );
     t.write(b"after");
-    assert_eq!(t.get_write_buffer_size(), 5, "the held write counts in the buffer");
+    assert_eq!(
+        t.get_write_buffer_size(),
+        5,
+        "the held write counts in the buffer"
+    );
     // Reading goes on while the file is sent.
     // (Non-blocking, 4 bytes into an empty socket buffer.)
     assert_eq!((&peer).write(b"ping")?, 4);
@@ -386,7 +429,11 @@ async fn sendfile_holds_writes_made_meanwhile_and_keeps_reading() -> io::Result<
     assert_eq!(got.len() as u64, len + 5);
     assert_eq!(&got[..16], MARK);
     assert_eq!(&got[got.len() - 21..got.len() - 5], MARK);
-    assert_eq!(&got[got.len() - 5..], b"after", "the held write comes after the file");
+    assert_eq!(
+        &got[got.len() - 5..],
+        b"after",
+        "the held write comes after the file"
+    );
     assert_eq!(&rec.data.borrow()[..], b"ping");
     Ok(())
 }
@@ -418,7 +465,9 @@ async fn sendfile_without_fallback_refuses_a_non_regular_file() -> io::Result<()
     let (t, _rec, peer) = transport_pair().await?;
     let reader = read_to_eof(peer);
     let zero = File::open("/dev/zero")?;
-    let e = tulip::sendfile(&t, &zero, 0, Some(10), false).await.unwrap_err();
+    let e = tulip::sendfile(&t, &zero, 0, Some(10), false)
+        .await
+        .unwrap_err();
     assert!(is_not_available(&e), "{e:?}");
     // The transport is untouched and still writes at once.
     t.write(b"still here");
@@ -435,7 +484,9 @@ async fn sendfile_on_a_closing_transport_fails() -> io::Result<()> {
     let f = TempFile::with("closing", b"abc");
     let (t, _rec, _peer) = transport_pair().await?;
     t.close();
-    let e = tulip::sendfile(&t, &f.file, 0, None, true).await.unwrap_err();
+    let e = tulip::sendfile(&t, &f.file, 0, None, true)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::NotConnected, "{e}");
     Ok(())
 }
@@ -515,7 +566,9 @@ async fn sendfile_cancelled_half_way_leaves_the_transport_usable() -> io::Result
     assert!(poll_once(&mut fut).await.is_pending());
     t.write(b"held");
     // A second sendfile while one runs is refused.
-    let e = tulip::sendfile(&t, &f.file, 0, None, true).await.unwrap_err();
+    let e = tulip::sendfile(&t, &f.file, 0, None, true)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::ResourceBusy, "{e}");
     drop(fut);
     let sent = f.position();
@@ -584,4 +637,70 @@ fn verify(peer: TcpStream, marks: &[u64]) -> io::Result<(u64, Option<u64>)> {
         }
         pos += n as u64;
     }
+}
+
+// CPython: test_sendfile.py SendfileMixin.test_sendfile_ssl (asyncio copies over TLS too) and
+// test_sendfile_no_fallback_for_fallback_transport
+#[cfg(feature = "tls")]
+#[tulip::test]
+async fn sendfile_over_tls_copies_or_is_not_available() -> io::Result<()> {
+    use tulip::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tulip::{ConnectOptions, ServerOptions, TlsOptions};
+    let _w = support::watchdog("sendfile_tls", 30);
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let cert: CertificateDer<'static> = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let scfg = tulip::tls::server_config(vec![cert.clone()], key).expect("server config");
+    let ccfg = tulip::tls::client_config_with_roots([cert]).expect("client config");
+    let received = Rc::new(RefCell::new(None));
+    let r2 = received.clone();
+    let server = tulip::start_server_with(
+        move |mut r: tulip::StreamReader, w: tulip::StreamWriter| {
+            let r2 = r2.clone();
+            async move {
+                let all = r.read_to_eof().await?;
+                *r2.borrow_mut() = Some(all);
+                w.close();
+                io::Result::Ok(())
+            }
+        },
+        "127.0.0.1",
+        0,
+        ServerOptions::new().tls(TlsOptions::server(scfg)),
+        tulip::DEFAULT_LIMIT,
+    )
+    .await?;
+    let port = server.local_addr().expect("TCP").port();
+    let rec = Rec::default();
+    let r3 = rec.clone();
+    let opts = ConnectOptions::new().tls(TlsOptions::client(ccfg).server_hostname("localhost"));
+    let (t, _) = tulip::create_connection(move || r3, "127.0.0.1", port, opts).await?;
+    let d = data(1 << 20);
+    let mut f = TempFile::with("tls", &d);
+    let e = tulip::sendfile(&t, &f.file, 0, None, false)
+        .await
+        .unwrap_err();
+    assert!(is_not_available(&e), "{e:?}");
+    t.write(b"pre");
+    assert_eq!(
+        tulip::sendfile(&t, &f.file, 0, None, true).await?,
+        d.len() as u64
+    );
+    assert_eq!(f.position(), d.len() as u64);
+    t.close();
+    wait_lost(&rec).await;
+    for _ in 0..2000 {
+        if received.borrow().is_some() {
+            break;
+        }
+        tulip::sleep(Duration::from_millis(1)).await;
+    }
+    let got = received
+        .borrow_mut()
+        .take()
+        .expect("the server read to EOF");
+    assert_eq!(&got[..3], b"pre");
+    assert!(got[3..] == d[..]);
+    server.close();
+    Ok(())
 }

@@ -55,7 +55,15 @@ pub(crate) fn sendfile(sock: RawFd, file: RawFd, offset: u64, count: usize) -> i
         // SAFETY: `sbytes` is a valid `off_t` the kernel writes to; no header or trailer
         // (`hdtr` null); a closed fd is EBADF.
         let r = unsafe {
-            libc::sendfile(file, sock, offset, nbytes, std::ptr::null_mut(), &mut sbytes, 0)
+            libc::sendfile(
+                file,
+                sock,
+                offset,
+                nbytes,
+                std::ptr::null_mut(),
+                &mut sbytes,
+                0,
+            )
         };
         if let Some(n) = partial(r, sbytes)? {
             return Ok(n);
@@ -85,7 +93,11 @@ pub(crate) fn sendfile(
 
 /// A BSD `sendfile` result: `r` and the bytes it reports sent. `Ok(None)` is "interrupted
 /// before sending anything: call again".
-#[cfg(any(target_vendor = "apple", target_os = "freebsd", target_os = "dragonfly"))]
+#[cfg(any(
+    target_vendor = "apple",
+    target_os = "freebsd",
+    target_os = "dragonfly"
+))]
 fn partial(r: libc::c_int, sent: libc::off_t) -> io::Result<Option<usize>> {
     let sent = usize::try_from(sent).unwrap_or(0);
     if r == 0 {
