@@ -10,6 +10,7 @@ use std::fs::File;
 use std::future::Future;
 use std::io::{self, Read, Seek, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -326,6 +327,11 @@ async fn sock_sendfile_cancelled_half_way_leaves_the_socket_usable() -> io::Resu
     assert!(sent > 0 && sent < len, "{sent}");
     drop(fut);
     assert_eq!(f.position(), sent, "the position is after what was sent");
+    let lp = tulip::get_running_loop();
+    assert!(
+        !lp.remove_writer(a.as_raw_fd())?,
+        "no writer registration is left behind"
+    );
     let reader = read_to_eof(b);
     tulip::sock_sendall(&a, b"tail").await?;
     drop(a);
