@@ -710,3 +710,54 @@ async fn sendfile_over_tls_copies_or_is_not_available() -> io::Result<()> {
     server.close();
     Ok(())
 }
+
+/// Records the flow-control calls.
+#[derive(Clone, Default)]
+struct Flow {
+    calls: Rc<RefCell<Vec<&'static str>>>,
+}
+
+impl tulip::Protocol for Flow {
+    fn pause_writing(&mut self) {
+        self.calls.borrow_mut().push("pause");
+    }
+    fn resume_writing(&mut self) {
+        self.calls.borrow_mut().push("resume");
+    }
+}
+
+/// Writes held during a sendfile count for flow control: over the high-water mark the
+/// protocol hears `pause_writing`, and `resume_writing` once they drained after the file.
+/// `write_eof()` meanwhile waits for the file and the held writes.
+#[tulip::test]
+async fn sendfile_held_writes_are_flow_controlled_and_write_eof_waits() -> io::Result<()> {
+    let _w = support::watchdog("sendfile_flow", 30);
+    let len = 16 << 20;
+    let f = TempFile::sparse("flow", len, &[]);
+    let (a, peer) = support::tcp_pair();
+    let flow = Flow::default();
+    let f2 = flow.clone();
+    let (t, _) = tulip::connect_accepted_socket(move || f2, a).await?;
+    let mut fut = Box::pin(tulip::sendfile(&t, &f.file, 0, None, false));
+    assert!(poll_once(&mut fut).await.is_pending());
+    let held = vec![b'h'; 100 * 1024];
+    t.write(&held);
+    assert_eq!(
+        *flow.calls.borrow(),
+        ["pause"],
+        "over the 64 KiB high-water mark"
+    );
+    t.write_eof();
+    let reader = read_to_eof(peer);
+    assert_eq!(fut.await?, len);
+    let got = reader.await?;
+    assert_eq!(
+        got.len() as u64,
+        len + held.len() as u64,
+        "EOF after the held data"
+    );
+    assert!(got[len as usize..] == held[..]);
+    assert_eq!(*flow.calls.borrow(), ["pause", "resume"]);
+    t.close();
+    Ok(())
+}
