@@ -157,3 +157,54 @@ impl From<ResolveError> for io::Error {
         io::Error::new(e.kind, e)
     }
 }
+
+/// The error inside an `io::Error` when zero-copy `sendfile` cannot be used for this file
+/// or this transport (asyncio's `SendfileNotAvailableError`); its `io::ErrorKind` is
+/// `Unsupported`.
+///
+/// [`sock_sendfile`](crate::sock_sendfile) and [`sendfile`](crate::sendfile) return it when
+/// called with `fallback: false` on something `sendfile(2)` cannot send: a file that is not
+/// a regular file (a pipe, a terminal), a TLS or pipe transport, a system without the call.
+/// With `fallback: true` they copy instead.
+///
+/// ```
+/// let err: std::io::Error = tulip::SendfileNotAvailable::new("not a regular file").into();
+/// assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+/// let why = tulip::SendfileNotAvailable::from_io(&err).unwrap();
+/// assert_eq!(why.reason(), "not a regular file");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendfileNotAvailable {
+    reason: &'static str,
+}
+
+impl SendfileNotAvailable {
+    /// The error, with why zero-copy is not available.
+    pub fn new(reason: &'static str) -> SendfileNotAvailable {
+        SendfileNotAvailable { reason }
+    }
+
+    /// Why zero-copy is not available ("not a regular file", …).
+    pub fn reason(&self) -> &str {
+        self.reason
+    }
+
+    /// The `SendfileNotAvailable` inside `err`, if that is what it carries.
+    pub fn from_io(err: &io::Error) -> Option<&SendfileNotAvailable> {
+        err.get_ref().and_then(|e| e.downcast_ref())
+    }
+}
+
+impl fmt::Display for SendfileNotAvailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sendfile not available: {}", self.reason)
+    }
+}
+
+impl std::error::Error for SendfileNotAvailable {}
+
+impl From<SendfileNotAvailable> for io::Error {
+    fn from(e: SendfileNotAvailable) -> io::Error {
+        io::Error::new(io::ErrorKind::Unsupported, e)
+    }
+}

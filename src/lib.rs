@@ -76,7 +76,9 @@
 //!   [`NameInfoFlags`](dns::NameInfoFlags), the [`GetAddrInfo`](dns::GetAddrInfo) and
 //!   [`GetNameInfo`](dns::GetNameInfo) futures;
 //! - [`executor`]: the [`RunInExecutor`](executor::RunInExecutor) and
-//!   [`ShutdownDefaultExecutor`](executor::ShutdownDefaultExecutor) futures.
+//!   [`ShutdownDefaultExecutor`](executor::ShutdownDefaultExecutor) futures;
+//! - [`sendfile`](mod@sendfile): the [`Sendfile`](sendfile::Sendfile) and
+//!   [`SockSendfile`](sendfile::SockSendfile) futures.
 //!
 //! Every entry point that connects or serves takes one options value, last —
 //! `open_connection(host, port, options)`, `start_server(cb, host, port, options)` — with
@@ -112,6 +114,7 @@
 //! | `loop.getaddrinfo` / `loop.getnameinfo` | [`getaddrinfo`] with [`AddrInfoHints`](dns::AddrInfoHints) → [`AddrInfo`](dns::AddrInfo), [`getnameinfo`] with [`NameInfoFlags`](dns::NameInfoFlags) |
 //! | `asyncio.run_coroutine_threadsafe(coro, loop)` | [`run_coroutine_threadsafe`] → [`ConcurrentFuture`] |
 //! | `loop.call_soon_threadsafe(fut.set_result, v)` | [`oneshot`] → [`Completer`], [`ConcurrentFuture`] |
+//! | `loop.sendfile` / `loop.sock_sendfile` | [`sendfile`] / [`sock_sendfile`] ([`SendfileNotAvailable`]) |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
@@ -206,6 +209,7 @@ pub mod net;
 mod per_core;
 mod protocols;
 mod selector;
+pub mod sendfile;
 mod server;
 pub mod sock;
 pub mod streams;
@@ -218,7 +222,7 @@ pub mod tls;
 pub mod transports;
 
 pub use datagram::create_datagram_endpoint;
-pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
+pub use error::{Cancelled, ResolveError, SendfileNotAvailable, TimeoutError, is_cancelled};
 pub use event_loop::{
     EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
     set_last_resort, try_get_running_loop,
@@ -227,6 +231,7 @@ pub use future::LoopFuture;
 pub use net::{connect_accepted_socket, create_connection, create_unix_connection};
 pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
 pub use protocols::{BufferedProtocol, DatagramProtocol, Protocol};
+pub use sendfile::{sendfile, sock_sendfile};
 pub use server::{Server, create_server, create_unix_server};
 pub use sock::{
     sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_recvfrom_into,

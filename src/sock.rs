@@ -75,7 +75,8 @@ fn check_first_read(fd: RawFd, addr: usize) -> io::Result<bool> {
 }
 
 /// A future's registration as the reader or writer of an fd; dropped, it unregisters.
-struct Waiter {
+/// (Also the machinery of `sock_sendfile`, in `src/sendfile.rs`.)
+pub(crate) struct Waiter {
     /// `Some` while registered.
     lp: Option<Rc<Inner>>,
     fd: RawFd,
@@ -85,7 +86,7 @@ struct Waiter {
 }
 
 impl Waiter {
-    fn new(dir: Direction) -> Waiter {
+    pub(crate) fn new(dir: Direction) -> Waiter {
         Waiter {
             lp: None,
             fd: -1,
@@ -96,7 +97,7 @@ impl Waiter {
 
     /// Runs `op` until it completes, registering the task to be woken on `WouldBlock`.
     #[inline]
-    fn poll_io<R>(
+    pub(crate) fn poll_io<R>(
         &mut self,
         cx: &mut Context<'_>,
         fd: RawFd,
@@ -189,13 +190,20 @@ impl Waiter {
     }
 }
 
+impl Waiter {
+    /// Whether the waiter is registered with the selector.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.lp.is_some()
+    }
+}
+
 impl Drop for Waiter {
     fn drop(&mut self) {
         self.unregister();
     }
 }
 
-fn addr_of<S>(s: &S) -> usize {
+pub(crate) fn addr_of<S>(s: &S) -> usize {
     std::ptr::from_ref(s) as usize
 }
 

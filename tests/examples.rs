@@ -1274,3 +1274,43 @@ fn echo_per_core() {
         "the 1 MiB echo differs"
     );
 }
+
+/// `file_server 127.0.0.1:0 FILE` sends the whole file to each connection, then closes it.
+#[test]
+fn file_server() {
+    let _w = watchdog("file_server");
+    let dir = TempDir::new("file_server");
+    let path = dir.path().join("payload.bin");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, &data).expect("cannot write the payload");
+    let path = path.to_str().expect("a UTF-8 temp path").to_owned();
+    let mut child = example("file_server", &["127.0.0.1:0", &path])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot start `cargo run --example file_server`");
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("cannot read stdout");
+    let port: Option<u16> = line
+        .trim_end()
+        .strip_prefix("listening on 127.0.0.1:")
+        .and_then(|p| p.parse().ok());
+    let Some(port) = port.filter(|&p| p != 0) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("unexpected first line from file_server: {line:?}");
+    };
+    let server = Server {
+        child,
+        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        _stdout: stdout,
+    };
+    // Two clients at once, then one more: each gets the whole file, then EOF.
+    let mut a = server.connect();
+    let mut b = server.connect();
+    assert!(read_to_eof(&mut a) == data, "first client");
+    assert!(read_to_eof(&mut b) == data, "second client");
+    let mut c = server.connect();
+    assert!(read_to_eof(&mut c) == data, "third client");
+}

@@ -29,6 +29,7 @@ mod ir;
 mod load;
 mod mem;
 mod per_core;
+mod sendfile;
 mod servers;
 mod suite;
 mod sys;
@@ -236,6 +237,9 @@ fn main() -> io::Result<()> {
     }
     if selected("per-core") {
         per_core::run(reps, limit, quick)?;
+    }
+    if selected("sendfile") {
+        sendfile::run(reps, quick)?;
     }
     if selected("mem") {
         mem::run(args.idle.unwrap_or(if quick { 1000 } else { 10_000 }), only)?;

@@ -11,6 +11,7 @@ mod affinity;
 mod datagram;
 pub(crate) mod dns;
 mod io;
+mod sendfile;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
@@ -19,6 +20,7 @@ pub(crate) use datagram::{BATCH, RecvBatch, send_batch, sendto};
 pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };
+pub(crate) use sendfile::{MAX_CHUNK as SENDFILE_MAX_CHUNK, is_sendfile_unsupported, sendfile};
 pub(crate) use socket::{
     AcceptError, accept, accept_error, connect_in_progress, is_connected_already, is_nonblocking,
     is_not_connected, prepare_socket,

@@ -7,6 +7,7 @@ mod flow;
 #[cfg(unix)]
 pub(crate) mod pipe;
 pub(crate) mod proto;
+pub(crate) mod sendfile;
 pub(crate) mod socket;
 pub(crate) mod stream;
 pub(crate) mod trsock;
@@ -108,6 +109,11 @@ pub(crate) trait TransportImpl {
     /// One receive straight into `buf`, for a stream reader waiting with a large buffer
     /// (see [`Transport::try_read_into`]). `None` where the transport cannot.
     fn try_read_into(&self, _buf: &mut [u8]) -> Option<io::Result<usize>> {
+        None
+    }
+    /// The transport's `sendfile` hook (`transports/sendfile.rs`); `None` where it has none
+    /// (TLS: `tulip::sendfile` copies through `write`).
+    fn zero_copy(&self) -> Option<&dyn sendfile::ZeroCopy> {
         None
     }
 }

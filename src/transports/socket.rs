@@ -105,6 +105,10 @@ impl RawIo for SocketIo {
         self.sock.close();
     }
 
+    fn sendfile_fd(&self) -> Option<RawFd> {
+        Some(self.fd)
+    }
+
     #[inline]
     fn read_into(&self, p: &mut dyn ProtoObj, shared: &mut [u8]) -> ReadOutcome {
         p.read_socket(self, shared)

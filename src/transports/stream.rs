@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 
 use super::core::{Core, Host, IoWatch, Life};
 use super::proto::{ProtoObj, ProtoRc, ReadOutcome, wake_reader};
+use super::sendfile::{SendfileSlot, ZeroCopy};
 use super::write_buf::WriteBuf;
 use super::{ExtraInfo, Transport, TransportImpl};
 use crate::event_loop::{EventLoop, warn_or_stderr};
@@ -53,6 +54,10 @@ pub(crate) trait RawIo: 'static {
     fn extra_info(&self, name: &str) -> Option<ExtraInfo>;
     /// Closes the descriptor (it was deregistered). Called once.
     fn close(&self);
+    /// The stream socket that `sendfile(2)` can write to, if this is one.
+    fn sendfile_fd(&self) -> Option<RawFd> {
+        None
+    }
 
     /// One read into the buffer the protocol's adapter chooses, handed to the protocol.
     #[inline]
@@ -86,6 +91,8 @@ pub(crate) struct StreamTransport<R: RawIo> {
     paused: Cell<bool>,
     reader: IoWatch,
     writer: IoWatch,
+    /// A `tulip::sendfile` in progress (`transports/sendfile.rs`).
+    sendfile: SendfileSlot,
 }
 
 impl<R: RawIo> StreamTransport<R> {
@@ -112,6 +119,7 @@ impl<R: RawIo> StreamTransport<R> {
             paused: Cell::new(false),
             reader: IoWatch::new(Direction::Read),
             writer: IoWatch::new(Direction::Write),
+            sendfile: SendfileSlot::default(),
         });
         let t2 = t.clone();
         t.core.start(
@@ -249,16 +257,41 @@ impl<R: RawIo> StreamTransport<R> {
                 return;
             }
         }
-        let size = self.write_buf.borrow().len();
+        let size = self.write_buf.borrow().len() + self.sendfile.held_len();
         self.core.buffer_shrank(size); // may write more (asyncio: "May append to buffer")
         if self.write_buf.borrow().is_empty() && !self.core.is_lost() {
             self.remove_writer();
-            if self.core.life() == Life::Closing {
+            if self.sendfile.is_active() {
+                // The sendfile goes on; `close` and `write_eof` wait for its end.
+                self.sendfile.wake();
+            } else if self.core.life() == Life::Closing {
                 Core::finish(self, None);
             } else if self.eof.get() {
                 self.shutdown_write();
             }
         }
+    }
+
+    /// `write` of `data`, the sendfile aside: tried at once when nothing is buffered,
+    /// buffered otherwise.
+    #[inline]
+    fn send_or_buffer(&self, data: &[u8]) {
+        let mut wb = self.write_buf.borrow_mut();
+        if wb.is_empty() {
+            // Optimistic: write now; buffer only what the fd did not take.
+            match self.io.write(data) {
+                Ok(n) if n == data.len() => {}
+                r => {
+                    drop(wb);
+                    self.write_rest(data, r);
+                }
+            }
+            return;
+        }
+        wb.push(data);
+        let size = wb.len() + self.sendfile.held_len();
+        drop(wb);
+        self.core.buffer_grew(size);
     }
 
     /// The optimistic write of `data` did not take it all (`r`): buffer the rest and wait
@@ -277,7 +310,7 @@ impl<R: RawIo> StreamTransport<R> {
         let size = {
             let mut wb = self.write_buf.borrow_mut();
             wb.push(rest);
-            wb.len()
+            wb.len() + self.sendfile.held_len()
         };
         self.add_writer();
         self.core.buffer_grew(size);
@@ -286,6 +319,16 @@ impl<R: RawIo> StreamTransport<R> {
     fn shutdown_write(&self) {
         // A peer that is already gone makes this fail: the read side will tell.
         self.io.shutdown_write().ok();
+    }
+
+    // ---- sendfile (transports/sendfile.rs) ----------------------------------------------
+
+    /// A write while a sendfile runs: held until it ends.
+    #[cold]
+    #[inline(never)]
+    fn write_held(&self, data: &[u8]) {
+        let size = self.write_buf.borrow().len() + self.sendfile.hold(data);
+        self.core.buffer_grew(size);
     }
 
     // ---- failing ----------------------------------------------------------------------
@@ -322,6 +365,8 @@ impl<R: RawIo> Host for StreamTransport<R> {
             self.write_buf.borrow_mut().clear();
             self.remove_writer();
         }
+        self.sendfile.clear();
+        self.sendfile.wake();
         if self.core.life() == Life::Open {
             self.remove_reader();
         }
@@ -334,6 +379,8 @@ impl<R: RawIo> Host for StreamTransport<R> {
         self.writer.close(lp, self.fd);
         self.io.close();
         self.write_buf.borrow_mut().clear();
+        self.sendfile.clear();
+        self.sendfile.wake();
     }
 
     fn describe(&self) -> String {
@@ -372,22 +419,11 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
             self.core.write_dropped(R::KIND);
             return;
         }
-        let mut wb = self.write_buf.borrow_mut();
-        if wb.is_empty() {
-            // Optimistic: write now; buffer only what the fd did not take.
-            match self.io.write(data) {
-                Ok(n) if n == data.len() => {}
-                r => {
-                    drop(wb);
-                    self.write_rest(data, r);
-                }
-            }
+        if self.sendfile.is_active() {
+            self.write_held(data);
             return;
         }
-        wb.push(data);
-        let size = wb.len();
-        drop(wb);
-        self.core.buffer_grew(size);
+        self.send_or_buffer(data);
     }
 
     fn write_eof(&self) {
@@ -395,7 +431,7 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
             return;
         }
         self.eof.set(true);
-        if self.write_buf.borrow().is_empty() {
+        if self.write_buf.borrow().is_empty() && !self.sendfile.is_active() {
             self.shutdown_write();
         }
     }
@@ -409,7 +445,7 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
             return;
         }
         self.remove_reader();
-        if self.write_buf.borrow().is_empty() {
+        if self.write_buf.borrow().is_empty() && !self.sendfile.is_active() {
             self.remove_writer();
             self.core.lose(None);
         }
@@ -446,7 +482,7 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
     }
 
     fn get_write_buffer_size(&self) -> usize {
-        self.write_buf.borrow().len()
+        self.write_buf.borrow().len() + self.sendfile.held_len()
     }
 
     fn get_write_buffer_limits(&self) -> (usize, usize) {
@@ -455,7 +491,7 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
 
     fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> io::Result<()> {
         self.core.flow.set_limits(high, low)?;
-        let size = self.write_buf.borrow().len();
+        let size = self.write_buf.borrow().len() + self.sendfile.held_len();
         if self.core.flow.check_pause(size) || self.core.flow.check_resume(size) {
             self.core.deliver_flow();
         }
@@ -507,6 +543,100 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
                 self.fatal_error(e, "Fatal read error");
                 Some(Err(copy))
             }
+        }
+    }
+
+    fn zero_copy(&self) -> Option<&dyn ZeroCopy> {
+        Some(self)
+    }
+}
+
+impl<R: RawIo> ZeroCopy for StreamTransport<R> {
+    fn begin(&self) -> io::Result<()> {
+        if self.core.is_closing() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "sendfile on a closing transport",
+            ));
+        }
+        self.sendfile.activate()
+    }
+
+    fn poll_flushed(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.core.is_lost() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "Connection lost",
+            )));
+        }
+        if self.write_buf.borrow().is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        // The writer is registered while anything is buffered: `write_ready` wakes us.
+        self.sendfile.set_waker(cx);
+        Poll::Pending
+    }
+
+    fn socket_fd(&self) -> Option<RawFd> {
+        if self.core.is_lost() {
+            return None;
+        }
+        self.io.sendfile_fd()
+    }
+
+    fn wait_writable(&self, cx: &mut Context<'_>) {
+        if self.core.is_lost() {
+            cx.waker().wake_by_ref();
+            return;
+        }
+        self.sendfile.set_waker(cx);
+        self.add_writer();
+    }
+
+    fn write_direct(&self, data: &[u8]) {
+        if !data.is_empty() && !self.core.is_lost() {
+            let mut wb = self.write_buf.borrow_mut();
+            if !wb.is_empty() {
+                wb.push(data);
+                return;
+            }
+            match self.io.write(data) {
+                Ok(n) if n == data.len() => {}
+                Ok(n) => {
+                    wb.push(&data[n..]);
+                    drop(wb);
+                    self.add_writer();
+                }
+                Err(e) if crate::sys::is_would_block(&e) => {
+                    wb.push(data);
+                    drop(wb);
+                    self.add_writer();
+                }
+                Err(e) => {
+                    drop(wb);
+                    self.fatal_error(e, "Fatal write error");
+                }
+            }
+        }
+    }
+
+    fn end(&self) {
+        if !self.sendfile.deactivate() || self.core.is_lost() {
+            self.sendfile.clear();
+            return;
+        }
+        let empty = {
+            let mut wb = self.write_buf.borrow_mut();
+            self.sendfile.release_into(&mut wb);
+            wb.is_empty()
+        };
+        if !empty {
+            self.add_writer();
+        } else if self.core.life() == Life::Closing {
+            self.remove_writer();
+            self.core.lose(None);
+        } else if self.eof.get() {
+            self.shutdown_write();
         }
     }
 }

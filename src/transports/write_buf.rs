@@ -43,6 +43,14 @@ impl WriteBuf {
         self.chunks.push_back(data.to_vec());
     }
 
+    /// Moves every byte of `other` (nothing of it sent yet) to the end of this buffer.
+    pub(crate) fn append(&mut self, other: &mut WriteBuf) {
+        debug_assert_eq!(other.head, 0);
+        self.len += std::mem::take(&mut other.len);
+        self.chunks.append(&mut other.chunks);
+        other.head = 0;
+    }
+
     pub(crate) fn clear(&mut self) {
         self.chunks.clear();
         self.head = 0;
