@@ -172,6 +172,8 @@ mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transports;
+#[cfg(unix)]
+pub mod unix;
 
 pub use datagram::{DatagramOptions, create_datagram_endpoint};
 pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};

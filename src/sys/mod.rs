@@ -10,14 +10,15 @@
 mod affinity;
 mod datagram;
 mod io;
+mod pipe;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
 pub(crate) use datagram::{BATCH, RecvBatch, send_batch, sendto};
-#[allow(unused_imports)] // read, write, writev: the pipe transports' raw I/O
 pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };
+pub(crate) use pipe::{PipeKind, pipe_kind, set_nonblocking, sigpipe_kills};
 pub(crate) use socket::{
     AcceptError, accept, accept_error, connect_in_progress, is_connected_already, is_nonblocking,
     is_not_connected, prepare_socket,
