@@ -1358,6 +1358,11 @@ fn pipe_cat_reader_gone() {
     let out = child.wait_with_output().expect("pipe_cat's exit");
     feeder.join().expect("feeder");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{:?}, stderr: {stderr}", out.status);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{:?}, stderr: {stderr}",
+        out.status
+    );
     assert!(stderr.contains("reader closed"), "{stderr}");
 }
