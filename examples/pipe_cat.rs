@@ -107,8 +107,10 @@ async fn cat() -> io::Result<()> {
     done.await?
 }
 
+// `pub(crate)`: `cargo bench --bench net -- pipes` compiles this file into the bench and runs
+// this function as its copier, so the benchmark measures exactly this program.
 #[tulip::main]
-async fn main() -> ExitCode {
+pub(crate) async fn main() -> ExitCode {
     match cat().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

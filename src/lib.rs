@@ -75,6 +75,8 @@
 //! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`] → [`DatagramTransport`] |
 //! | `asyncio.DatagramProtocol` | [`DatagramProtocol`] |
 //! | `loop.sock_recvfrom_into` | [`sock_recvfrom_into`] |
+//! | `loop.connect_read_pipe` / `connect_write_pipe` | [`unix::connect_read_pipe`] → [`unix::ReadPipeTransport`], [`unix::connect_write_pipe`] → [`unix::WritePipeTransport`] |
+//! | a `StreamReader` / `StreamWriter` over a pipe, `sys.stdin` / `sys.stdout` | [`unix::open_read_pipe`], [`unix::open_write_pipe`], [`unix::stdin`], [`unix::stdout`] |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it

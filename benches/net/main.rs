@@ -148,6 +148,9 @@ fn parse_args() -> Args {
 }
 
 fn main() -> io::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some(pipes::PIPE_CAT_ARG) {
+        return pipes::pipe_cat_main();
+    }
     let args = parse_args();
     if let Some((server, addr)) = args.serve {
         sys::raise_nofile();

@@ -7,54 +7,36 @@
 //! repeated) and the main thread reads it back and counts it, both on the load CPU. The
 //! figures are the rate (bytes ÷ wall time from spawn to EOF) and the child's CPU time
 //! (user + system, from `wait4`), medians over interleaved repetitions, with the paired ratio
-//! to `cat`. `pipe_cat` is built on the spot with the bench's own profile (it reuses the
-//! library the bench was built with).
+//! to `cat`. `examples/pipe_cat.rs` is compiled into this bench (`#[path]`), and the bench
+//! runs itself with [`PIPE_CAT_ARG`] as that copier: no second build, same profile.
 
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::sys;
+
+#[path = "../../examples/pipe_cat.rs"]
+mod pipe_cat;
+
+/// The argument that makes the bench binary run `examples/pipe_cat.rs`'s `main` instead.
+pub const PIPE_CAT_ARG: &str = "--pipe-cat";
+
+/// Runs `examples/pipe_cat.rs` (the bench was started with [`PIPE_CAT_ARG`]).
+pub fn pipe_cat_main() -> io::Result<()> {
+    if pipe_cat::main() == std::process::ExitCode::SUCCESS {
+        Ok(())
+    } else {
+        Err(io::Error::other("pipe_cat failed"))
+    }
+}
 
 /// One copy: wall time and the child's CPU time.
 #[derive(Clone, Copy)]
 struct Copy {
     wall: Duration,
     cpu: Duration,
-}
-
-/// Builds `examples/pipe_cat` with the profile this bench was built with; returns its path.
-fn build_pipe_cat() -> io::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // …/target/<profile dir>/deps/net-HASH → …/target/<profile dir>/examples/pipe_cat
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .ok_or_else(|| io::Error::other("bench executable has no target dir"))?;
-    let profile = if cfg!(debug_assertions) {
-        "dev"
-    } else {
-        "bench"
-    };
-    let status = Command::new(env!("CARGO"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "pipe_cat",
-            "--profile",
-            profile,
-        ])
-        .status()?;
-    if !status.success() {
-        return Err(io::Error::other(format!(
-            "cargo build --example pipe_cat: {status}"
-        )));
-    }
-    Ok(dir.join("examples").join("pipe_cat"))
 }
 
 /// Runs `cmd` as a copier of `total` bytes; checks it copied them all and exited 0.
@@ -118,7 +100,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// The pipes section: prints its table.
 pub fn run(reps: usize, quick: bool) -> io::Result<()> {
     let total: u64 = if quick { 64 << 20 } else { 1 << 30 };
-    let pipe_cat = build_pipe_cat()?;
+    let pipe_cat = std::env::current_exe()?;
     let pattern: &'static [u8] = Box::leak(
         (0..1u32 << 20)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -130,7 +112,7 @@ pub fn run(reps: usize, quick: bool) -> io::Result<()> {
     for rep in 0..reps {
         // Interleaved, the order rotating between repetitions.
         let run_cat = || copy_through(&mut Command::new("cat"), total, pattern);
-        let run_tulip = || copy_through(&mut Command::new(&pipe_cat), total, pattern);
+        let run_tulip = || copy_through(Command::new(&pipe_cat).arg(PIPE_CAT_ARG), total, pattern);
         if rep % 2 == 0 {
             cat.push(run_cat()?);
             tulip.push(run_tulip()?);
