@@ -1364,5 +1364,7 @@ fn pipe_cat_reader_gone() {
         "{:?}, stderr: {stderr}",
         out.status
     );
-    assert!(stderr.contains("reader closed"), "{stderr}");
+    // Seen by the watch on stdout's write end, or by a write that got EPIPE first.
+    let broken = stderr.contains("reader closed") || stderr.contains("Broken pipe");
+    assert!(stderr.starts_with("pipe_cat: ") && broken, "{stderr}");
 }

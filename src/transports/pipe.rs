@@ -151,7 +151,11 @@ impl RawIo for PipeIo {
     }
 
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::read(self.fd, buf)
+        match self.end {
+            End::Read => sys::read(self.fd, buf),
+            // Never data on a write end (a stream reader put on it waits for ever).
+            End::Write => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 
     fn read_into(&self, p: &mut dyn ProtoObj, shared: &mut [u8]) -> ReadOutcome {

@@ -56,7 +56,8 @@ pub struct ReadPipeTransport {
 /// `connection_lost(Some(BrokenPipe))` — at once for a pipe, FIFO or socket, which the
 /// transport watches for it even when it has nothing to write (as the seed does; asyncio says
 /// `None` there when nothing was buffered, tulip says what happened); at the next write for a
-/// character device, and on FreeBSD, whose write ends never report it.
+/// character device, and where the selector does not report a pipe's reader closing
+/// (FreeBSD's kqueue, for one).
 ///
 /// It is a cheap clonable handle; the protocol's `connection_made` gets the same transport as
 /// a plain [`Transport`].
