@@ -910,3 +910,53 @@ fn a_thousand_open_close_cycles_leave_the_fd_count_flat() {
     assert!(out.success, "{out:?}");
     assert!(out.stdout.contains("fds: "), "{out:?}");
 }
+
+/// In a process where `SIGPIPE` kills (restored to its default action here, in a child), the
+/// first write pipe logs a warning saying so — once — and tulip leaves the disposition alone.
+#[test]
+fn default_sigpipe_is_warned_about_once_and_left_alone() {
+    const NAME: &str = "default_sigpipe_is_warned_about_once_and_left_alone";
+    if is_child(NAME) {
+        struct Capture;
+        static LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        impl log::Log for Capture {
+            fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+                m.level() <= log::Level::Warn
+            }
+            fn log(&self, r: &log::Record<'_>) {
+                if self.enabled(r.metadata()) {
+                    LINES.lock().unwrap().push(r.args().to_string());
+                }
+            }
+            fn flush(&self) {}
+        }
+        log::set_logger(&Capture).unwrap();
+        log::set_max_level(log::LevelFilter::Warn);
+        // SAFETY: restoring the default action of SIGPIPE in this single-purpose child.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        tulip::run(async {
+            for _ in 0..2 {
+                let (_r, w) = pipe();
+                let p = Probe::new();
+                let t = write_transport(&p, w).await;
+                t.close();
+                p.wait_lost(5.0).await;
+            }
+        });
+        let lines = LINES.lock().unwrap().clone();
+        let warned = lines.iter().filter(|l| l.contains("SIGPIPE")).count();
+        assert_eq!(warned, 1, "{lines:?}");
+        // SAFETY: reading the current action only (a null new action changes nothing).
+        let still_default = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_DFL
+        };
+        assert!(still_default, "the disposition was changed");
+        println!("warned once");
+        return;
+    }
+    let _w = support::watchdog("sigpipe_warning", 30);
+    let out = run_child(NAME, &["env"], &[], 20);
+    assert!(out.success && out.stdout.contains("warned once"), "{out:?}");
+}
