@@ -115,6 +115,8 @@
 //! | `asyncio.run_coroutine_threadsafe(coro, loop)` | [`run_coroutine_threadsafe`] → [`ConcurrentFuture`] |
 //! | `loop.call_soon_threadsafe(fut.set_result, v)` | [`oneshot`] → [`Completer`], [`ConcurrentFuture`] |
 //! | `loop.sendfile` / `loop.sock_sendfile` | [`sendfile`] / [`sock_sendfile`] ([`SendfileNotAvailable`]) |
+//! | `loop.connect_read_pipe` / `connect_write_pipe` | [`unix::connect_read_pipe`] → [`unix::ReadPipeTransport`], [`unix::connect_write_pipe`] → [`unix::WritePipeTransport`] |
+//! | a `StreamReader` / `StreamWriter` over a pipe, `sys.stdin` / `sys.stdout` | [`unix::open_read_pipe`], [`unix::open_write_pipe`], [`unix::stdin`], [`unix::stdout`] |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
@@ -220,6 +222,8 @@ pub mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transports;
+#[cfg(unix)]
+pub mod unix;
 
 pub use datagram::create_datagram_endpoint;
 pub use error::{Cancelled, ResolveError, SendfileNotAvailable, TimeoutError, is_cancelled};

@@ -1314,3 +1314,97 @@ fn file_server() {
     let mut c = server.connect();
     assert!(read_to_eof(&mut c) == data, "third client");
 }
+
+/// The bytes `pipe_cat` copies: an xorshift stream, so the output can be checked as it
+/// arrives without holding 64 MiB twice.
+fn pipe_cat_bytes(state: &mut u64, buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+#[test]
+fn pipe_cat_copies_64_mib() {
+    const TOTAL: usize = 64 << 20;
+    let _watchdog = watchdog("pipe_cat_copies_64_mib");
+    let mut child = example("pipe_cat", &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start `cargo run --example pipe_cat`");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let feeder = thread::spawn(move || {
+        let (mut state, mut buf) = (0x9E37_79B9_7F4A_7C15u64, vec![0u8; 1 << 16]);
+        for _ in 0..TOTAL / buf.len() {
+            pipe_cat_bytes(&mut state, &mut buf);
+            stdin.write_all(&buf).expect("feeding pipe_cat");
+        }
+        // Dropping stdin: EOF for pipe_cat.
+    });
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let (mut state, mut want) = (0x9E37_79B9_7F4A_7C15u64, vec![0u8; 1 << 16]);
+    let (mut got, mut filled, mut total) = (vec![0u8; 1 << 16], 0, 0);
+    loop {
+        let n = stdout.read(&mut got[filled..]).expect("reading pipe_cat");
+        if n == 0 {
+            break;
+        }
+        filled += n;
+        total += n;
+        if filled == got.len() {
+            pipe_cat_bytes(&mut state, &mut want);
+            assert!(got == want, "pipe_cat's output differs before byte {total}");
+            filled = 0;
+        }
+    }
+    feeder.join().expect("feeder");
+    let out = child.wait_with_output().expect("pipe_cat's exit");
+    assert_eq!(total, TOTAL, "pipe_cat copied {total} of {TOTAL} bytes");
+    assert!(
+        out.status.success(),
+        "pipe_cat: {:?}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// stdout's reader goes away mid-copy: `pipe_cat` gets `BrokenPipe` from its write pipe
+/// transport, says so and exits 1 — not killed by `SIGPIPE`.
+#[test]
+fn pipe_cat_reader_gone() {
+    let _watchdog = watchdog("pipe_cat_reader_gone");
+    let mut child = example("pipe_cat", &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start `cargo run --example pipe_cat`");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    stdin.write_all(b"first\n").unwrap();
+    let mut first = [0u8; 6];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"first\n");
+    drop(stdout);
+    // Keeps writing until pipe_cat, which no longer reads once its stdout is lost, exits.
+    let feeder = thread::spawn(move || {
+        let buf = [b'x'; 4096];
+        while stdin.write_all(&buf).is_ok() {}
+    });
+    let out = child.wait_with_output().expect("pipe_cat's exit");
+    feeder.join().expect("feeder");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{:?}, stderr: {stderr}",
+        out.status
+    );
+    // Seen by the watch on stdout's write end, or by a write that got EPIPE first.
+    let broken = stderr.contains("reader closed") || stderr.contains("Broken pipe");
+    assert!(stderr.starts_with("pipe_cat: ") && broken, "{stderr}");
+}

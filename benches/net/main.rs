@@ -6,6 +6,7 @@
 //! cargo bench --bench net -- --quick              # a smoke run (about 25 s); asserts nothing
 //! cargo bench --bench net -- pp1k-c1 http --only=floor,tulip,tokio --reps=3 --secs=0.5
 //! cargo bench --bench net -- udp64-c1 udp1k-c50           # UDP ping-pong (benches/net/udp.rs)
+//! cargo bench --bench net -- pipes        # 1 GiB through examples/pipe_cat vs cat (benches/net/pipes.rs)
 //! cargo bench --bench net -- --serve tulip 127.0.0.1:0   # one server; prints `listening on …`
 //! cargo bench --bench net -- --client 127.0.0.1:PORT 12000 --conns=1 --size=1024
 //! cargo bench --bench net -- --client 127.0.0.1:PORT 6000 --tls --bulk  # TLS; 16 KiB chunks
@@ -29,6 +30,7 @@ mod ir;
 mod load;
 mod mem;
 mod per_core;
+mod pipes;
 mod sendfile;
 mod servers;
 mod suite;
@@ -147,6 +149,9 @@ fn parse_args() -> Args {
 }
 
 fn main() -> io::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some(pipes::PIPE_CAT_ARG) {
+        return pipes::pipe_cat_main();
+    }
     let args = parse_args();
     if let Some((server, addr)) = args.serve {
         sys::raise_nofile();
@@ -249,6 +254,9 @@ fn main() -> io::Result<()> {
     }
     if selected("udp-ir") && (!quick || args.select.iter().any(|s| s == "udp-ir")) {
         ir::run_udp(if quick { 1000 } else { 10_000 }, only)?;
+    }
+    if selected("pipes") {
+        pipes::run(reps, quick)?;
     }
     println!("total time: {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -69,6 +69,15 @@ fn stream_protocol(limit: usize) -> (Rc<StreamState>, StreamProto) {
     (state.clone(), StreamProto::new(state, None))
 }
 
+/// A fresh stream state and its protocol as a transport holds it, for transports started
+/// outside this module (the pipe transports); [`pair`] makes the streams once it runs.
+#[cfg(unix)]
+pub(crate) fn stream_protocol_obj(limit: usize) -> (Rc<StreamState>, crate::transports::ProtoRc) {
+    use crate::transports::StreamProtocol;
+    let (state, proto) = stream_protocol(limit);
+    (state, StreamProtocol::into_obj(proto))
+}
+
 /// Opens a TCP connection and returns its stream pair (asyncio's `open_connection`).
 /// `options` are [`create_connection`]'s, plus the stream buffer
 /// [`limit`](ConnectOptions::limit).

@@ -29,7 +29,6 @@ pub(crate) fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `read(2)` into `buf`.
 #[inline]
-#[allow(dead_code)] // the pipe transports' raw I/O
 pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for writes of `buf.len()` bytes; a closed fd is EBADF.
     retry(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }).map(|n| n as usize)
@@ -45,7 +44,6 @@ pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 
 /// `write(2)` of `buf`.
 #[inline]
-#[allow(dead_code)] // the pipe transports' raw I/O
 pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes; a closed fd is EBADF.
     retry(|| unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }).map(|n| n as usize)
@@ -71,7 +69,6 @@ pub(crate) fn sendmsg(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
 
 /// One `writev(2)` of several buffers (pipes and other non-sockets).
 #[inline]
-#[allow(dead_code)] // the pipe transports' raw I/O
 pub(crate) fn writev(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // SAFETY: `IoSlice` is ABI-compatible with `iovec`; the kernel reads `iovcnt` of them.
     retry(|| unsafe { libc::writev(fd, bufs.as_ptr().cast(), iov_len(bufs)) }).map(|n| n as usize)

@@ -11,15 +11,16 @@ mod affinity;
 mod datagram;
 pub(crate) mod dns;
 mod io;
+mod pipe;
 mod sendfile;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
 pub(crate) use datagram::{BATCH, RecvBatch, send_batch, sendto};
-#[allow(unused_imports)] // read, write, writev: the pipe transports' raw I/O
 pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };
+pub(crate) use pipe::{PipeKind, pipe_kind, set_nonblocking, sigpipe_kills};
 pub(crate) use sendfile::{MAX_CHUNK as SENDFILE_MAX_CHUNK, is_sendfile_unsupported, sendfile};
 pub(crate) use socket::{
     AcceptError, accept, accept_error, connect_in_progress, is_connected_already, is_nonblocking,

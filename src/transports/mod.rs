@@ -140,7 +140,8 @@ impl Transport {
     /// not take) buffered and flushed when the socket is writable. Never blocks.
     ///
     /// # Panics
-    /// After [`write_eof`](Transport::write_eof) (asyncio raises `RuntimeError`).
+    /// After [`write_eof`](Transport::write_eof) (asyncio raises `RuntimeError`), and on a
+    /// read pipe's transport (asyncio's `ReadTransport` has no `write`).
     #[inline]
     pub fn write(&self, data: &[u8]) {
         self.inner.write(data);

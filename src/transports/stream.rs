@@ -46,6 +46,12 @@ pub(crate) trait RawIo: 'static {
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
     /// One vectored write of `bufs`.
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+    /// Whether the stream goes one way only (a pipe end): then the peer's EOF closes the
+    /// transport whatever `eof_received` answers, and `write_eof` closes it (once the
+    /// buffer drained) instead of shutting a write side down.
+    fn one_way(&self) -> bool {
+        false
+    }
     /// Whether the write side can be shut down alone (a half-close).
     fn can_write_eof(&self) -> bool;
     /// Shuts the write side down.
@@ -210,7 +216,7 @@ impl<R: RawIo> StreamTransport<R> {
         if self.core.is_lost() {
             return;
         }
-        if keep_open == Some(true) {
+        if keep_open == Some(true) && !self.io.one_way() {
             // Half-close: stop reading, keep writing.
             self.remove_reader();
         } else {
@@ -431,6 +437,10 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
             return;
         }
         self.eof.set(true);
+        if self.io.one_way() {
+            self.close();
+            return;
+        }
         if self.write_buf.borrow().is_empty() && !self.sendfile.is_active() {
             self.shutdown_write();
         }
