@@ -172,6 +172,7 @@ mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transports;
+mod unix;
 
 pub use datagram::{DatagramOptions, create_datagram_endpoint};
 pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
@@ -203,6 +204,9 @@ pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
 pub use tls::{TlsOptions, start_tls};
 pub use transports::datagram::DatagramTransport;
 pub use transports::{ExtraInfo, ExtraObject, ProtocolRef, StreamProtocol, Transport, kind};
+
+pub use task::{RunOptions, run_with};
+pub use unix::signal::{Signal, SignalRecv, signal};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

@@ -38,7 +38,8 @@ use crate::future::LoopFuture;
 use crate::selector::{Direction, Fire, IoCallback, READ, Selector, WRITE};
 use crate::task::Task;
 use ready::ReadyQueue;
-use remote::{Remote, RemoteItem};
+pub(crate) use remote::Remote;
+use remote::RemoteItem;
 use resources::Resources;
 use timers::TimerHeap;
 
@@ -83,6 +84,8 @@ pub(crate) struct Inner {
     orphaned: Cell<bool>,
     /// `shutdown` is under way (what it drops may drop the owning handle: no second one).
     shutting_down: Cell<bool>,
+    /// The signals this loop handles (`unix/signal.rs`), removed when it closes.
+    pub(crate) signals: crate::unix::signal::LoopSignals,
 }
 
 /// An asyncio event loop: callbacks, timers, I/O readiness and tasks on one thread.
@@ -217,6 +220,7 @@ impl EventLoop {
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         let (selector, notifier) = Selector::new()?;
         let remote = Arc::new(Remote::new(id, notifier));
+        let signals = crate::unix::signal::LoopSignals::new(remote.clone());
         let debug = std::env::var_os("TULIP_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
         let lp = EventLoop {
             owner: true,
@@ -240,6 +244,7 @@ impl EventLoop {
                 resources: Resources::default(),
                 orphaned: Cell::new(false),
                 shutting_down: Cell::new(false),
+                signals,
             }),
         };
         context::register_loop(id, Rc::downgrade(&lp.inner));
@@ -639,6 +644,9 @@ impl Inner {
             });
         }
         *self.inbox_buf.borrow_mut() = buf;
+        if self.remote.take_signaled() {
+            self.signals.dispatch(self);
+        }
     }
 
     /// One iteration (asyncio's `_run_once`). `main` polls the future of
@@ -811,6 +819,9 @@ impl Inner {
                 drop(item);
             }
         }
+        // Signal handlers go before the loop is marked closed (asyncio's `close` removes
+        // them first): the process's dispositions are restored, signal streams end.
+        self.signals.close();
         self.closed.set(true);
         let timers = self.timers.borrow_mut().clear();
         drop(timers);

@@ -10,6 +10,7 @@
 mod affinity;
 mod datagram;
 mod io;
+pub(crate) mod signal;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
