@@ -95,6 +95,9 @@ fn counter() -> (Rc<Cell<usize>>, impl Fn() + 'static) {
 }
 
 // CPython: test_events.py EventLoopTestsMixin.test_add_signal_handler
+// CPython: test_unix_events.py SelectorEventLoopSignalTests.test_check_signal (the number checks)
+// CPython: test_unix_events.py SelectorEventLoopSignalTests.test_remove_signal_handler_2 (the
+// old disposition comes back)
 #[test]
 fn add_signal_handler() {
     in_child("add_signal_handler", || {
@@ -232,6 +235,24 @@ fn new_handler_replaces_old() {
         assert_eq!((first.get(), second.get()), (0, 1));
         assert!(lp.remove_signal_handler(libc::SIGUSR2).unwrap());
         assert!(!lp.remove_signal_handler(libc::SIGUSR2).unwrap());
+        lp.close();
+    });
+}
+
+/// A signal that arrived but whose handler was removed before the loop looked: nothing runs,
+/// nothing breaks.
+// CPython: test_unix_events.py SelectorEventLoopSignalTests.test_handle_signal_no_handler
+#[test]
+fn signal_removed_before_dispatch() {
+    in_child("signal_removed_before_dispatch", || {
+        let lp = EventLoop::new().unwrap();
+        let (caught, count) = counter();
+        lp.add_signal_handler(libc::SIGUSR1, count).unwrap();
+        // SAFETY: raise is delivered to this thread before it returns; SIGUSR1 has a handler.
+        unsafe { libc::raise(libc::SIGUSR1) };
+        assert!(lp.remove_signal_handler(libc::SIGUSR1).unwrap());
+        lp.run_until_complete(tulip::sleep(Duration::from_millis(10)));
+        assert_eq!(caught.get(), 0);
         lp.close();
     });
 }
@@ -431,6 +452,7 @@ fn restored_disposition_kills() {
 }
 
 /// The same when the loop is closed instead: closing removes its handlers.
+// CPython: test_unix_events.py SelectorEventLoopSignalTests.test_close
 #[test]
 fn loop_close_restores_disposition() {
     const NAME: &str = "loop_close_restores_disposition";
@@ -614,6 +636,27 @@ fn run_second_ctrl_c_interrupts_at_once() {
         });
         assert_eq!(status.signal(), Some(libc::SIGINT), "{status}: {text:?}");
         assert_eq!(text, "cleanup started;");
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    });
+}
+
+/// Two Ctrl-C while the loop's thread is stuck (the first never reached the loop): the second
+/// kills the process at once, from the signal handler.
+#[cfg(target_os = "linux")]
+#[test]
+fn run_second_ctrl_c_while_the_loop_is_stuck() {
+    in_child("run_second_ctrl_c_while_the_loop_is_stuck", || {
+        let t0 = Instant::now();
+        let (status, text) = forked(|out| {
+            tulip::run(async {
+                let _main = note(out, "dropped");
+                kill_self(libc::SIGINT);
+                kill_self(libc::SIGINT);
+                thread::sleep(Duration::from_secs(20)); // blocks the loop
+            });
+        });
+        assert_eq!(status.signal(), Some(libc::SIGINT), "{status}: {text:?}");
+        assert_eq!(text, "", "killed before any cleanup");
         assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     });
 }
