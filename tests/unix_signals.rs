@@ -257,6 +257,54 @@ fn signal_removed_before_dispatch() {
     });
 }
 
+/// `SA_RESTART`: a blocking `read` on the thread the signal interrupts is restarted, not
+/// failed with `EINTR` (asyncio: `signal.siginterrupt(sig, False)`).
+#[test]
+fn interrupted_system_calls_restart() {
+    in_child("interrupted_system_calls_restart", || {
+        let lp = EventLoop::new().unwrap();
+        let (caught, count) = counter();
+        lp.add_signal_handler(libc::SIGUSR1, count).unwrap();
+        // SAFETY: a query into a zeroed sigaction.
+        let flags = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR1, std::ptr::null(), &mut old),
+                0
+            );
+            old.sa_flags
+        };
+        assert_ne!(flags & libc::SA_RESTART, 0, "SA_RESTART is not set");
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills two fds.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = thread::spawn(move || {
+            // SAFETY: pthread_self cannot fail.
+            tx.send(unsafe { libc::pthread_self() }).unwrap();
+            let mut b = [0u8; 1];
+            // SAFETY: reads one byte into `b` from our pipe (blocking).
+            let r = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+            (r, io::Error::last_os_error().raw_os_error())
+        });
+        let tid = rx.recv().unwrap();
+        thread::sleep(Duration::from_millis(50)); // (if not blocked yet, nothing is interrupted)
+        // SAFETY: the reader thread is alive (it waits for our byte).
+        assert_eq!(unsafe { libc::pthread_kill(tid, libc::SIGUSR1) }, 0);
+        run_until(&lp, "the callback", || caught.get() > 0);
+        // SAFETY: writes one byte from a valid buffer to our pipe.
+        assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
+        let (r, errno) = reader.join().unwrap();
+        assert_eq!(r, 1, "read failed: errno {errno:?}");
+        // SAFETY: closing our own fds.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        lp.close();
+    });
+}
+
 /// `remove_signal_handler` returns false when there is no handler, also on a closed loop.
 #[test]
 fn remove_returns_false_when_none() {
@@ -670,7 +718,13 @@ fn run_leaves_sigint_alone_when_asked_or_not_main() {
     in_child("run_leaves_sigint_alone_when_asked_or_not_main", || {
         let (status, text) = forked(|out| {
             use std::io::Write;
-            let installed = tulip::run(async { disposition(libc::SIGINT) != libc::SIG_DFL });
+            let installed = tulip::run(async {
+                // `run`'s handler is not the program's: nothing to remove, and it stays.
+                let removed = tulip::get_running_loop()
+                    .remove_signal_handler(libc::SIGINT)
+                    .unwrap();
+                !removed && disposition(libc::SIGINT) != libc::SIG_DFL
+            });
             let off = tulip::run_with(
                 async { disposition(libc::SIGINT) },
                 tulip::RunOptions::new().handle_sigint(false),

@@ -412,10 +412,16 @@ impl EventLoop {
     ///
     /// # Errors
     /// `InvalidInput` for a signal number the system does not know. `SIGKILL` is a valid
-    /// number: removing its (impossible) handler returns `Ok(false)`, as in asyncio.
+    /// number: removing its (impossible) handler returns `Ok(false)`, as in asyncio. So does
+    /// removing `SIGINT` while only [`run`](crate::run)'s Ctrl-C handling has it.
     pub fn remove_signal_handler(&self, sig: c_int) -> io::Result<bool> {
         sys::check_number(sig)?;
         if !sys::catchable(sig) || self.inner.is_closed() {
+            return Ok(false);
+        }
+        if sig == libc::SIGINT && self.inner.signals.run_interrupt.get() {
+            // `run`'s Ctrl-C handler is not one the program added (asyncio's is not a loop
+            // handler either): there is nothing to remove, and it stays.
             return Ok(false);
         }
         let old = self.inner.signals.set_callback(sig, None, false)?;
