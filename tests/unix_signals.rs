@@ -251,8 +251,17 @@ fn signal_removed_before_dispatch() {
         // SAFETY: raise is delivered to this thread before it returns; SIGUSR1 has a handler.
         unsafe { libc::raise(libc::SIGUSR1) };
         assert!(lp.remove_signal_handler(libc::SIGUSR1).unwrap());
+        // A new handler for it does not get the old arrival either, when another signal makes
+        // the loop dispatch.
+        let (later, count_later) = counter();
+        lp.add_signal_handler(libc::SIGUSR1, count_later).unwrap();
+        let (other, count_other) = counter();
+        lp.add_signal_handler(libc::SIGUSR2, count_other).unwrap();
+        // SAFETY: as above, SIGUSR2 has a handler.
+        unsafe { libc::raise(libc::SIGUSR2) };
+        run_until(&lp, "the SIGUSR2 callback", || other.get() > 0);
         lp.run_until_complete(tulip::sleep(Duration::from_millis(10)));
-        assert_eq!(caught.get(), 0);
+        assert_eq!((caught.get(), later.get()), (0, 0));
         lp.close();
     });
 }

@@ -261,6 +261,9 @@ impl LoopSignals {
             }
         };
         release(slot.sig, slot.id);
+        // An arrival not dispatched yet is not for a later handler of the same signal.
+        let (word, bit) = bit_of(sig);
+        self.shared.pending[word].fetch_and(!bit, Ordering::SeqCst);
     }
 
     /// Called by the loop (from `drain_inbox`) when a signal arrived: schedules the callbacks
