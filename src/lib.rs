@@ -117,6 +117,8 @@
 //! | `loop.sendfile` / `loop.sock_sendfile` | [`sendfile`] / [`sock_sendfile`] ([`SendfileNotAvailable`]) |
 //! | `loop.connect_read_pipe` / `connect_write_pipe` | [`unix::connect_read_pipe`] → [`unix::ReadPipeTransport`], [`unix::connect_write_pipe`] → [`unix::WritePipeTransport`] |
 //! | a `StreamReader` / `StreamWriter` over a pipe, `sys.stdin` / `sys.stdout` | [`unix::open_read_pipe`], [`unix::open_write_pipe`], [`unix::stdin`], [`unix::stdout`] |
+//! | `loop.add_signal_handler` / `remove_signal_handler` | [`EventLoop::add_signal_handler`], [`EventLoop::remove_signal_handler`]; as a stream: [`signal`] |
+//! | `asyncio.run`'s Ctrl-C handling, `asyncio.Runner` | [`run`] (on by default), [`run_with`] and [`RunOptions`](task::RunOptions) |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
@@ -255,6 +257,9 @@ pub use transports::{Buffered, ProtocolRef, Transport};
 pub use dns::{getaddrinfo, getnameinfo};
 pub use executor::{run_in_executor, to_thread};
 pub use threadsafe::{Completer, ConcurrentFuture, oneshot, run_coroutine_threadsafe};
+
+pub use task::run_with;
+pub use unix::signal;
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

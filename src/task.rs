@@ -296,6 +296,22 @@ impl Future for YieldNow {
 /// [`EventLoop`], `run_until_complete(fut)`, then `close()`, which cancels the tasks still
 /// alive. A panic in `fut` unwinds out of `run` after the loop is closed.
 ///
+/// # Ctrl-C
+/// As `asyncio.run` since Python 3.11, the first Ctrl-C (`SIGINT`) cancels `fut`: it is
+/// dropped at the point where it waits, on the loop, so its `Drop`s — guards, `finally`-style
+/// cleanup — run; then the loop is closed (the other tasks are cancelled, transports closed)
+/// and the process ends **the way an unhandled Ctrl-C ends it: killed by `SIGINT`**, which a
+/// shell reports as exit status 130 (Python does the same after an uncaught
+/// `KeyboardInterrupt`). `run` does not return then. A second Ctrl-C, while the cleanup still
+/// runs, kills the process at once (`SIGINT`'s default action), even if the loop is stuck.
+///
+/// This happens only when `run` is called on the main thread and `SIGINT` has its default
+/// disposition, that is, when the program has not installed a handler of its own (so
+/// `#[tulip::test]` tests, which run on the test harness's threads, are not affected). A
+/// handler installed on the loop with [`EventLoop::add_signal_handler`]`(SIGINT, …)` or
+/// [`signal`](crate::signal)`(SIGINT)` replaces it. To turn it off, use [`run_with`] and
+/// [`RunOptions::handle_sigint`]`(false)`.
+///
 /// # Panics
 /// If the loop cannot be created (no file descriptors left), or if another loop is running
 /// on this thread.
@@ -305,6 +321,20 @@ impl Future for YieldNow {
 /// assert_eq!(v, 2);
 /// ```
 pub fn run<F: Future>(fut: F) -> F::Output {
+    run_with(fut, RunOptions::new())
+}
+
+/// [`run`] with options.
+///
+/// ```
+/// // A program that handles Ctrl-C itself (or wants it to kill at once).
+/// let v = tulip::run_with(async { 6 * 7 }, tulip::task::RunOptions::new().handle_sigint(false));
+/// assert_eq!(v, 42);
+/// ```
+///
+/// # Panics
+/// As [`run`].
+pub fn run_with<F: Future>(fut: F, options: RunOptions) -> F::Output {
     struct CloseOnDrop(EventLoop);
     impl Drop for CloseOnDrop {
         fn drop(&mut self) {
@@ -315,5 +345,50 @@ pub fn run<F: Future>(fut: F) -> F::Output {
     }
     let lp = EventLoop::new().expect("tulip::run: cannot create the event loop");
     let guard = CloseOnDrop(lp);
-    guard.0.run_until_complete(fut)
+    let interrupt = if options.handle_sigint {
+        crate::unix::signal::install_interrupt(&guard.0)
+    } else {
+        None
+    };
+    let Some(interrupt) = interrupt else {
+        return guard.0.run_until_complete(fut);
+    };
+    let fut = crate::unix::signal::Interruptible::new(fut, interrupt);
+    match guard.0.run_until_complete(fut) {
+        Some(v) => v,
+        None => {
+            // Interrupted: `fut` is gone; close the loop (restores SIGINT), then die of it.
+            drop(guard);
+            crate::unix::signal::die_of_sigint()
+        }
+    }
+}
+
+/// Options of [`run_with`].
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    handle_sigint: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions::new()
+    }
+}
+
+impl RunOptions {
+    /// The options [`run`] uses: Ctrl-C handling on.
+    pub fn new() -> RunOptions {
+        RunOptions {
+            handle_sigint: true,
+        }
+    }
+
+    /// Whether the first Ctrl-C cancels the main future (see [`run`], "Ctrl-C"); on by
+    /// default. Off, `SIGINT` keeps whatever disposition it has (by default it kills the
+    /// process at once, without running `Drop`s).
+    pub fn handle_sigint(mut self, on: bool) -> RunOptions {
+        self.handle_sigint = on;
+        self
+    }
 }

@@ -1408,3 +1408,72 @@ fn pipe_cat_reader_gone() {
     let broken = stderr.contains("reader closed") || stderr.contains("Broken pipe");
     assert!(stderr.starts_with("pipe_cat: ") && broken, "{stderr}");
 }
+
+/// Sends `sig` to the example (`cargo run` execs it, so the child's pid is the example's).
+fn signal_child(child: &Child, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+    // SAFETY: kill with our own child's pid and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill");
+}
+
+/// Waits up to `limit` for the child to exit.
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the example did not exit within {limit:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn graceful_shutdown_lets_clients_finish() {
+    let _watchdog = watchdog("graceful_shutdown_lets_clients_finish");
+    let mut server = Server::start("graceful_shutdown");
+    let mut conn = server.connect();
+    assert_eq!(echo(&mut conn, b"hello").unwrap(), b"hello");
+    let t0 = std::time::Instant::now();
+    signal_child(&server.child, libc::SIGTERM);
+    let mut line = String::new();
+    server._stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "SIGTERM: stopping, 1 connection(s) open\n");
+    // No more accepting; the connected client goes on.
+    let refused = TcpStream::connect(server.addr).unwrap_err();
+    assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+    assert_eq!(echo(&mut conn, b"still here").unwrap(), b"still here");
+    // The client finishes: the server exits 0 without waiting for the grace period.
+    drop(conn);
+    let status = wait_exit(&mut server.child, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    let mut rest = String::new();
+    server._stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "stopped\n");
+}
+
+#[test]
+fn graceful_shutdown_closes_the_rest_after_5_s() {
+    let _watchdog = watchdog("graceful_shutdown_closes_the_rest_after_5_s");
+    let mut server = Server::start("graceful_shutdown");
+    let mut idle = server.connect();
+    assert_eq!(echo(&mut idle, b"ping").unwrap(), b"ping");
+    let t0 = std::time::Instant::now();
+    signal_child(&server.child, libc::SIGINT); // Ctrl-C
+    let mut line = String::new();
+    server._stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "SIGINT: stopping, 1 connection(s) open\n");
+    // The idle client never closes: after 5 s the server closes it (EOF) and exits 0.
+    assert_eq!(read_to_eof(&mut idle), b"");
+    let waited = t0.elapsed();
+    assert!(waited >= Duration::from_secs(4), "closed after {waited:?}");
+    let status = wait_exit(&mut server.child, Duration::from_secs(30));
+    assert!(status.success(), "{status}");
+    let mut rest = String::new();
+    server._stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "closing 1 connection(s) still open\nstopped\n");
+}

@@ -38,7 +38,8 @@ use crate::future::LoopFuture;
 use crate::selector::{Direction, Fire, IoCallback, READ, Selector, WRITE};
 use crate::task::Task;
 use ready::ReadyQueue;
-use remote::{Remote, RemoteItem};
+pub(crate) use remote::Remote;
+use remote::RemoteItem;
 use resources::Resources;
 use timers::TimerHeap;
 
@@ -88,6 +89,8 @@ pub(crate) struct Inner {
     shutting_down: Cell<bool>,
     /// This loop's jobs on the default executor (`run_in_executor`, `executor.rs`).
     pub(crate) executor: crate::executor::LoopJobs,
+    /// The signals this loop handles (`unix/signal.rs`), removed when it closes.
+    pub(crate) signals: crate::unix::signal::LoopSignals,
 }
 
 /// An asyncio event loop: callbacks, timers, I/O readiness and tasks on one thread.
@@ -222,6 +225,7 @@ impl EventLoop {
         let id = NEXT_LOOP_ID.fetch_add(1, Ordering::Relaxed);
         let (selector, notifier) = Selector::new()?;
         let remote = Arc::new(Remote::new(id, notifier));
+        let signals = crate::unix::signal::LoopSignals::new(remote.clone());
         let debug = std::env::var_os("TULIP_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
         let lp = EventLoop {
             owner: true,
@@ -246,6 +250,7 @@ impl EventLoop {
                 orphaned: Cell::new(false),
                 shutting_down: Cell::new(false),
                 executor: Default::default(),
+                signals,
             }),
         };
         context::register_loop(id, Rc::downgrade(&lp.inner));
@@ -653,6 +658,9 @@ impl Inner {
             });
         }
         *self.inbox_buf.borrow_mut() = buf;
+        if self.remote.take_signaled() {
+            self.signals.dispatch(self);
+        }
     }
 
     /// One iteration (asyncio's `_run_once`). `main` polls the future of
@@ -825,6 +833,9 @@ impl Inner {
                 drop(item);
             }
         }
+        // Signal handlers go before the loop is marked closed (asyncio's `close` removes
+        // them first): the process's dispositions are restored, signal streams end.
+        self.signals.close();
         self.closed.set(true);
         let timers = self.timers.borrow_mut().clear();
         drop(timers);

@@ -26,6 +26,9 @@ pub(crate) struct Remote {
     /// Set when the inbox is not empty: the loop checks it once per iteration, lock-free.
     pending: AtomicBool,
     closed: AtomicBool,
+    /// Set by tulip's signal action (in a signal handler) when a signal this loop handles
+    /// arrived; the loop dispatches it when it drains the inbox (`unix/signal.rs`).
+    signaled: AtomicBool,
     /// Wakes the loop's selector (the backend's self-pipe).
     notifier: Notifier,
 }
@@ -46,6 +49,7 @@ impl Remote {
             inbox: Mutex::new(Vec::new()),
             pending: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            signaled: AtomicBool::new(false),
             notifier,
         }
     }
@@ -70,9 +74,25 @@ impl Remote {
         self.pending.load(Ordering::Acquire)
     }
 
+    /// A signal this loop handles arrived: marks the inbox pending and wakes the loop.
+    /// Async-signal-safe (atomics and the notifier's one write); no lock, no allocation.
+    pub(crate) fn signal_arrived(&self) {
+        self.signaled.store(true, Ordering::SeqCst);
+        self.pending.store(true, Ordering::SeqCst);
+        self.notifier.notify();
+    }
+
+    /// Whether a signal arrived since the last call (called after [`take`](Remote::take),
+    /// whose `SeqCst` store of `pending` orders it against [`signal_arrived`]).
+    pub(crate) fn take_signaled(&self) -> bool {
+        self.signaled.swap(false, Ordering::SeqCst)
+    }
+
     /// Takes everything in the inbox.
     pub(crate) fn take(&self, into: &mut Vec<RemoteItem>) {
-        self.pending.store(false, Ordering::Release);
+        // SeqCst, not Release: a signal handler's `signal_arrived` must either be seen by the
+        // `take_signaled` that follows or leave `pending` set for the next iteration.
+        self.pending.store(false, Ordering::SeqCst);
         let mut inbox = self.inbox.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::swap(&mut *inbox, into);
     }

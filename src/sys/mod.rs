@@ -13,6 +13,7 @@ pub(crate) mod dns;
 mod io;
 mod pipe;
 mod sendfile;
+pub(crate) mod signal;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};

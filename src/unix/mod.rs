@@ -1,6 +1,11 @@
-//! Unix specifics (asyncio's `unix_events.py`): pipe transports and their streams.
+//! What only Unix has, on top of the loop (the seed's `unix_events.py`): signal handlers
+//! that run on the loop, pipe transports and their streams. Each file is one concept; the
+//! system calls live in `sys/`.
 
 mod pipe;
+pub(crate) mod signal;
+
+pub use signal::{Signal, SignalRecv, signal};
 
 pub use pipe::{
     ReadPipeTransport, WritePipeTransport, connect_read_pipe, connect_write_pipe, open_read_pipe,
