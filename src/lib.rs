@@ -172,6 +172,8 @@ mod time;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transports;
+#[cfg(unix)]
+mod unix;
 
 pub use datagram::{DatagramOptions, create_datagram_endpoint};
 pub use error::{Cancelled, ResolveError, TimeoutError, is_cancelled};
@@ -203,6 +205,12 @@ pub use time::{Sleep, Timeout, sleep, sleep_until, timeout, timeout_at};
 pub use tls::{TlsOptions, start_tls};
 pub use transports::datagram::DatagramTransport;
 pub use transports::{ExtraInfo, ExtraObject, ProtocolRef, StreamProtocol, Transport, kind};
+
+#[cfg(unix)]
+pub use unix::process::{
+    Communicate, Communicated, Process, Redirect, SubprocessOptions, Wait, create_subprocess_exec,
+    create_subprocess_shell,
+};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

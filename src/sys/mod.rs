@@ -10,6 +10,8 @@
 mod affinity;
 mod datagram;
 mod io;
+#[cfg(unix)]
+mod process;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
@@ -18,6 +20,10 @@ pub(crate) use datagram::{BATCH, RecvBatch, send_batch, sendto};
 pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };
+#[cfg(target_os = "linux")]
+pub(crate) use process::pidfd_open;
+#[cfg(unix)]
+pub(crate) use process::{kill, pipe, set_nonblocking, set_pre_exec, wait_exited};
 pub(crate) use socket::{
     AcceptError, accept, accept_error, connect_in_progress, is_connected_already, is_nonblocking,
     is_not_connected, prepare_socket,
