@@ -187,6 +187,8 @@ pub use net::{
     create_unix_connection, create_unix_connection_with,
 };
 pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
+#[cfg(unix)]
+pub use protocols::SubprocessProtocol;
 pub use protocols::{BufferedProtocol, DatagramProtocol, Protocol};
 pub use server::{Server, ServerOptions, create_server, create_unix_server};
 pub use sock::{
@@ -211,6 +213,8 @@ pub use unix::process::{
     Communicate, Communicated, Process, Redirect, SubprocessOptions, Wait, create_subprocess_exec,
     create_subprocess_shell,
 };
+#[cfg(unix)]
+pub use unix::subprocess::{SubprocessTransport, subprocess_exec, subprocess_shell};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

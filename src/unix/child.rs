@@ -158,7 +158,6 @@ impl ChildWatch {
     }
 
     /// Calls `f` once the child has exited (at once, with the loop's `call_soon`, if it has).
-    #[allow(dead_code)] // until the subprocess transport
     pub(crate) fn set_on_exit(&self, f: OnExit) {
         match self.status.get() {
             Some(st) => {
