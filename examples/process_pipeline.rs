@@ -1,7 +1,8 @@
-//! Two `Process` objects chained like the shell's `sort | uniq -c`: `sort`'s stdout is
-//! `uniq`'s stdin (one pipe between the two children), this program's stdin is fed to
+//! Two `Process` objects chained like the shell's `sort | uniq -c`: what `sort` writes to
+//! its stdout stream is copied to `uniq`'s stdin stream, this program's stdin is fed to
 //! `sort` with `communicate`, and `uniq`'s output is collected with `communicate` and
-//! printed.
+//! printed. (A file descriptor can join them directly too: `Redirect::Fd` with the ends of
+//! one pipe.)
 //!
 //! ```text
 //! printf 'b\na\nb\n' | cargo run --example process_pipeline
@@ -10,7 +11,6 @@
 //! prints `      1 a` and `      2 b` (as `uniq -c` formats them) and exits 0.
 
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
 
 use tulip::{Redirect, SubprocessOptions, create_subprocess_exec};
 
@@ -19,34 +19,49 @@ async fn main() -> io::Result<()> {
     let mut input = Vec::new();
     io::stdin().read_to_end(&mut input)?;
 
-    // The pipe between the two children (std's pipes are close-on-exec: each child gets
-    // only its own end, on its stdin or stdout).
-    let (between_r, between_w) = io::pipe()?;
     let mut sort = create_subprocess_exec(
         "sort",
         [""; 0],
         SubprocessOptions::new()
             .env("LC_ALL", "C")
             .stdin(Redirect::Pipe)
-            .stdout(Redirect::Fd(OwnedFd::from(between_w))),
+            .stdout(Redirect::Pipe),
     )
     .await?;
     let mut uniq = create_subprocess_exec(
         "uniq",
         ["-c"],
         SubprocessOptions::new()
-            .stdin(Redirect::Fd(OwnedFd::from(between_r)))
+            .stdin(Redirect::Pipe)
             .stdout(Redirect::Pipe),
     )
     .await?;
 
-    // Both at once: `sort` may not take all its input before `uniq` reads.
+    // sort's stdout → uniq's stdin.
+    let (mut sorted, to_uniq) = (sort.stdout.take(), uniq.stdin.take());
+    let copier = tulip::spawn(async move {
+        let (Some(from), Some(to)) = (sorted.as_mut(), to_uniq) else {
+            return io::Result::Ok(());
+        };
+        loop {
+            let chunk = from.read(64 * 1024).await?;
+            if chunk.is_empty() {
+                break;
+            }
+            to.write(&chunk);
+            to.drain().await?;
+        }
+        to.close(); // uniq sees EOF
+        Ok(())
+    });
+    // All at once: `sort` may not take all its input before its output is read.
     let feeder = tulip::spawn(async move {
         sort.communicate(Some(&input)).await?;
         io::Result::Ok(sort.returncode())
     });
     let (out, _) = uniq.communicate(None).await?;
     let sort_code = feeder.await?;
+    copier.await?;
 
     io::stdout().write_all(&out.unwrap_or_default())?;
     match (sort_code, uniq.returncode()) {
