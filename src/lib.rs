@@ -75,6 +75,9 @@
 //! | `loop.create_datagram_endpoint` | [`create_datagram_endpoint`] with [`DatagramOptions`] → [`DatagramTransport`] |
 //! | `asyncio.DatagramProtocol` | [`DatagramProtocol`] |
 //! | `loop.sock_recvfrom_into` | [`sock_recvfrom_into`] |
+//! | `asyncio.create_subprocess_exec` / `create_subprocess_shell` | [`create_subprocess_exec`] / [`create_subprocess_shell`] with [`SubprocessOptions`] → [`Process`] |
+//! | `loop.subprocess_exec` / `subprocess_shell` | [`subprocess_exec`] / [`subprocess_shell`] → [`SubprocessTransport`] |
+//! | `asyncio.SubprocessProtocol` | [`SubprocessProtocol`] |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
