@@ -453,8 +453,8 @@ impl Process {
     /// A read or write error on a pipe.
     ///
     /// # Cancel safety
-    /// Dropping it closes stdin (already taken); what was read from stdout and stderr stays
-    /// in their readers, so a later `read_to_eof` or `communicate` gets every byte.
+    /// Not cancel-safe, as asyncio's: dropping it closes stdin (it was taken), and what it
+    /// had read from stdout and stderr is lost; what arrives later stays for the readers.
     pub fn communicate<'a>(&'a mut self, input: Option<&'a [u8]>) -> Communicate<'a> {
         Communicate {
             inner: Box::pin(communicate(self, input)),
@@ -508,11 +508,17 @@ async fn communicate(
     } = p;
     let feed = async move {
         let Some(w) = stdin else { return Ok(()) };
-        if let Some(data) = input.filter(|d| !d.is_empty()) {
-            w.write(data);
+        // In chunks, each drained before the next: the pipe takes most of it straight from
+        // `input`, and the write buffer never holds a copy of all of it.
+        // Water marks at 0: `drain` waits until the buffer is empty, so the next chunk goes
+        // straight to the pipe too.
+        let _ = w.transport().set_write_buffer_limits(Some(0), Some(0));
+        for chunk in input.unwrap_or_default().chunks(FEED_CHUNK) {
+            w.write(chunk);
             match w.drain().await {
-                Err(e) if !is_gone(&e) => return Err(e),
-                _ => {}
+                Err(e) if is_gone(&e) => break,
+                Err(e) => return Err(e),
+                Ok(()) => {}
             }
         }
         w.close();
@@ -525,13 +531,31 @@ async fn communicate(
     Ok((out, err))
 }
 
-/// Everything `r` gives until EOF (`None` without a reader).
+/// Everything `r` gives until EOF (`None` without a reader): what is buffered is taken at
+/// each wake-up, so the stream never pauses reading (`read_to_eof` keeps it all in the
+/// reader, which pauses and resumes the pipe every 64 KiB past its limit).
 async fn read_all(r: Option<&mut StreamReader>) -> io::Result<Option<Vec<u8>>> {
     match r {
-        Some(r) => r.read_to_eof().await.map(Some),
+        Some(r) => {
+            let mut out = Vec::new();
+            loop {
+                let c = r.read(usize::MAX).await?;
+                if c.is_empty() {
+                    return Ok(Some(out));
+                }
+                if out.is_empty() {
+                    out = c;
+                } else {
+                    out.extend_from_slice(&c);
+                }
+            }
+        }
         None => Ok(None),
     }
 }
+
+/// How much of `communicate`'s input is written at a time (a pipe's capacity on Linux).
+const FEED_CHUNK: usize = 64 * 1024;
 
 /// The child is gone: what writing to its stdin gets then.
 fn is_gone(e: &io::Error) -> bool {
