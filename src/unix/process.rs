@@ -275,10 +275,11 @@ pub(crate) fn spawn(
     drop(cmd);
     drop(pass_fds);
     let child = spawned.map_err(|e| spawn_error(e, program, cwd.as_ref()))?;
+    // Watched first: whatever fails next, the child is reaped.
+    let watch = child::watch(lp, child)?;
     for fd in [&stdin_p, &stdout_p, &stderr_p].into_iter().flatten() {
         sys::set_nonblocking(fd.as_raw_fd())?;
     }
-    let watch = child::watch(lp, child)?;
     Ok(Spawned {
         watch,
         stdin: stdin_p,
