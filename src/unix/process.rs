@@ -157,7 +157,9 @@ impl SubprocessOptions {
     }
 
     /// Sends `SIGKILL` to the child if the [`Process`] is dropped while it runs (tokio's
-    /// `kill_on_drop`). Either way a dropped child is reaped when it exits.
+    /// `kill_on_drop`). Either way a dropped child is reaped when it exits. A `Process`
+    /// dropped after its loop closed kills nothing: the child was handed to a reaper thread
+    /// then, and its number may no longer be ours to signal.
     pub fn kill_on_drop(mut self, on: bool) -> SubprocessOptions {
         self.kill_on_drop = on;
         self
