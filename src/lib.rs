@@ -119,6 +119,9 @@
 //! | a `StreamReader` / `StreamWriter` over a pipe, `sys.stdin` / `sys.stdout` | [`unix::open_read_pipe`], [`unix::open_write_pipe`], [`unix::stdin`], [`unix::stdout`] |
 //! | `loop.add_signal_handler` / `remove_signal_handler` | [`EventLoop::add_signal_handler`], [`EventLoop::remove_signal_handler`]; as a stream: [`signal`] |
 //! | `asyncio.run`'s Ctrl-C handling, `asyncio.Runner` | [`run`] (on by default), [`run_with`] and [`RunOptions`](task::RunOptions) |
+//! | `asyncio.create_subprocess_exec` / `create_subprocess_shell` | [`create_subprocess_exec`] / [`create_subprocess_shell`] with [`SubprocessOptions`](unix::SubprocessOptions) → [`Process`] |
+//! | `loop.subprocess_exec` / `subprocess_shell` | [`subprocess_exec`] / [`subprocess_shell`] → [`SubprocessTransport`] |
+//! | `asyncio.SubprocessProtocol` | [`SubprocessProtocol`] |
 //!
 //! ## Protocols and transports
 //! A [`Protocol`] is the callback side of a connection and a [`Transport`] the handle it
@@ -236,6 +239,8 @@ pub use event_loop::{
 pub use future::LoopFuture;
 pub use net::{connect_accepted_socket, create_connection, create_unix_connection};
 pub use per_core::{LoopContext, LoopGroup, PerCore, Stopped, run_per_core};
+#[cfg(unix)]
+pub use protocols::SubprocessProtocol;
 pub use protocols::{BufferedProtocol, DatagramProtocol, Protocol};
 pub use sendfile::{sendfile, sock_sendfile};
 pub use server::{Server, create_server, create_unix_server};
@@ -260,6 +265,11 @@ pub use threadsafe::{Completer, ConcurrentFuture, oneshot, run_coroutine_threads
 
 pub use task::run_with;
 pub use unix::signal;
+
+#[cfg(unix)]
+pub use unix::process::{Process, create_subprocess_exec, create_subprocess_shell};
+#[cfg(unix)]
+pub use unix::subprocess::{SubprocessTransport, subprocess_exec, subprocess_shell};
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};

@@ -180,3 +180,45 @@ pub trait DatagramProtocol: 'static {
     /// The send queue drained to the low-water mark: sending may go on.
     fn resume_writing(&mut self) {}
 }
+
+/// The protocol of a child process and its pipes (asyncio's `SubprocessProtocol`), driven by
+/// a [`SubprocessTransport`](crate::SubprocessTransport) from
+/// [`subprocess_exec`](crate::subprocess_exec) or [`subprocess_shell`](crate::subprocess_shell).
+///
+/// # Call order
+/// `connection_made` first; then `pipe_data_received` and `pipe_connection_lost` (once per
+/// pipe) and `process_exited` (once) in the order they happen; `connection_lost` last, once,
+/// only after every pipe was lost **and** the process exited (asyncio's `_try_finish`).
+#[cfg(unix)]
+pub trait SubprocessProtocol: 'static {
+    /// The child runs and its pipes are connected; keep a clone of `transport`.
+    fn connection_made(&mut self, transport: &crate::SubprocessTransport) {
+        let _ = transport;
+    }
+
+    /// The child wrote `data` to its stdout (`fd == 1`) or stderr (`fd == 2`). `data`
+    /// borrows the loop's read buffer.
+    fn pipe_data_received(&mut self, fd: i32, data: &[u8]) {
+        let _ = (fd, data);
+    }
+
+    /// The pipe for `fd` (0, 1 or 2) was closed: `None` at EOF or after a close, else the
+    /// error.
+    fn pipe_connection_lost(&mut self, fd: i32, exc: Option<io::Error>) {
+        let _ = (fd, exc);
+    }
+
+    /// The child exited (and was reaped); `get_returncode` has the status.
+    fn process_exited(&mut self) {}
+
+    /// All is over: every pipe is closed and the child exited. Called exactly once.
+    fn connection_lost(&mut self, exc: Option<io::Error>) {
+        let _ = exc;
+    }
+
+    /// The stdin pipe's write buffer went over the high-water mark.
+    fn pause_writing(&mut self) {}
+
+    /// The stdin pipe's write buffer drained to the low-water mark.
+    fn resume_writing(&mut self) {}
+}

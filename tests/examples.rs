@@ -1477,3 +1477,44 @@ fn graceful_shutdown_closes_the_rest_after_5_s() {
     server._stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "closing 1 connection(s) still open\nstopped\n");
 }
+
+#[test]
+fn subprocess_date() {
+    let _watchdog = watchdog("subprocess_date");
+    let out = run_example("subprocess_date", &[]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let date = text
+        .strip_prefix("Current date: ")
+        .unwrap_or_else(|| panic!("unexpected output: {text:?}"));
+    // `date` prints the year somewhere, and not as the whole line.
+    assert!(date.trim().len() > 4, "{text:?}");
+    assert!(date.contains("20"), "{text:?}");
+}
+
+#[test]
+fn process_pipeline() {
+    let _watchdog = watchdog("process_pipeline");
+    let mut child = example("process_pipeline", &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot start `cargo run --example process_pipeline`");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(b"pear\napple\npear\nfig\npear\napple\n")
+        .expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [vec!["2", "apple"], vec!["1", "fig"], vec!["3", "pear"]],
+        "{text:?}"
+    );
+}

@@ -31,6 +31,7 @@ mod load;
 mod mem;
 mod per_core;
 mod pipes;
+mod process;
 mod sendfile;
 mod servers;
 mod suite;
@@ -70,7 +71,7 @@ fn usage(msg: &str) -> ! {
         "usage: net [--quick] [--reps=N] [--secs=F] [--only=ID,…] [--idle=N] [WORKLOAD|SECTION]…\n       \
          net --serve ID ADDR\n       net --client ADDR N [--tls] [--conns=C] [--size=BYTES | --bulk]\n\
          workloads: pp64-c1 pp64-c50 pp1k-c1 pp1k-c50 pp16k-c1 pp16k-c50 bulk http http-wrk \
-         tls-c1 tls-c50 tls-bulk udp64-c1 udp64-c50 udp1k-c1 udp1k-c50; sections: per-core mem ir udp-ir\nserver ids: {}",
+         tls-c1 tls-c50 tls-bulk udp64-c1 udp64-c50 udp1k-c1 udp1k-c50; sections: per-core mem ir udp-ir process\nserver ids: {}",
         servers::all().map(|s| s.id).collect::<Vec<_>>().join(" ")
     );
     std::process::exit(2)
@@ -257,6 +258,9 @@ fn main() -> io::Result<()> {
     }
     if selected("pipes") {
         pipes::run(reps, quick)?;
+    }
+    if selected("process") && (!quick || args.select.iter().any(|s| s == "process")) {
+        process::run(reps, quick)?;
     }
     println!("total time: {:.0} s", started.elapsed().as_secs_f64());
     Ok(())

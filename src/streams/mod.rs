@@ -338,3 +338,18 @@ impl Drop for ResumeOnDrop {
         self.0.resume_reading();
     }
 }
+
+/// A stream pair over one end of a pipe — a subprocess's stdin (`reads == false`: use the
+/// writer) or its stdout or stderr (`reads`: use the reader). `fd` must be non-blocking.
+#[cfg(unix)]
+pub(crate) fn pipe_pair(
+    lp: &crate::EventLoop,
+    fd: std::os::fd::OwnedFd,
+    reads: bool,
+    limit: usize,
+) -> (StreamReader, StreamWriter) {
+    let (state, proto) = stream_protocol(limit);
+    let obj = <StreamProto as crate::transports::StreamProtocol>::into_obj(proto);
+    let t = crate::transports::pipe::start(lp, fd, reads, obj);
+    pair(t.handle(), state)
+}

@@ -12,6 +12,8 @@ mod datagram;
 pub(crate) mod dns;
 mod io;
 mod pipe;
+#[cfg(unix)]
+mod process;
 mod sendfile;
 pub(crate) mod signal;
 mod socket;
@@ -22,6 +24,10 @@ pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };
 pub(crate) use pipe::{PipeKind, pipe_kind, set_nonblocking, sigpipe_kills};
+#[cfg(target_os = "linux")]
+pub(crate) use process::pidfd_open;
+#[cfg(unix)]
+pub(crate) use process::{kill, pipe, set_pre_exec, wait_exited};
 pub(crate) use sendfile::{MAX_CHUNK as SENDFILE_MAX_CHUNK, is_sendfile_unsupported, sendfile};
 pub(crate) use socket::{
     AcceptError, accept, accept_error, connect_in_progress, is_connected_already, is_nonblocking,

@@ -2,9 +2,13 @@
 //! that run on the loop, pipe transports and their streams. Each file is one concept; the
 //! system calls live in `sys/`.
 
+pub(crate) mod child;
 mod pipe;
+pub(crate) mod process;
 pub(crate) mod signal;
+pub(crate) mod subprocess;
 
+pub use process::{Communicate, Communicated, Redirect, SubprocessOptions, Wait};
 pub use signal::{Signal, SignalRecv, signal};
 
 pub use pipe::{
