@@ -3,7 +3,8 @@
 //!
 //! Receiving: one readiness event takes up to [`BATCH`](crate::sys::BATCH) datagrams with one
 //! system call (`recvmmsg` on Linux) into slots of the loop's shared read buffer, and hands
-//! each to `datagram_received` — no allocation per datagram. Sending: `sendto` at once when
+//! each to `datagram_received` — no allocation per datagram; while batches come back full (a
+//! flood), a few more are taken before the loop polls again. Sending: `sendto` at once when
 //! nothing is queued; on `WouldBlock` the datagram is queued whole and the queue is flushed
 //! (`sendmmsg` on Linux) when the socket is writable. An error from one datagram goes to
 //! `error_received` and the endpoint stays open.
@@ -36,6 +37,8 @@ use crate::sys::{self, BATCH, RecvBatch};
 const HEADER_SIZE: usize = 8;
 /// A receive slot for an IP datagram: the largest UDP payload fits.
 const IP_SLOT: usize = 64 * 1024;
+/// Batches one readiness event takes at most (while they come back full).
+const MAX_BATCHES: usize = 4;
 
 /// The transport's view of a [`DatagramProtocol`].
 pub(crate) trait DgramObj {
@@ -220,7 +223,9 @@ impl Endpoint {
         }
     }
 
-    /// One batch into `buf`, each datagram handed to the protocol.
+    /// One batch into `buf`, each datagram handed to the protocol; if it came back full (a
+    /// flood: more are likely waiting, where a short batch means the queue is empty), up to
+    /// [`MAX_BATCHES`] in all, so that other sockets get their turn.
     #[inline]
     fn receive(
         &self,
@@ -229,6 +234,21 @@ impl Endpoint {
         batch: &mut RecvBatch,
     ) -> io::Result<()> {
         let n = batch.recv(self.fd, buf, self.slot, BATCH)?;
+        if self.deliver(g, buf, batch, n) && n == BATCH {
+            self.receive_more(g, buf, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the `n` datagrams of `batch` to the protocol; `false` if it closed the endpoint.
+    #[inline(always)]
+    fn deliver(
+        &self,
+        g: &mut (dyn DgramObj + 'static),
+        buf: &[u8],
+        batch: &RecvBatch,
+        n: usize,
+    ) -> bool {
         for i in 0..n {
             let addr = batch.addr(i);
             g.datagram_received(&buf[i * self.slot..][..batch.len(i)], &addr);
@@ -237,7 +257,29 @@ impl Endpoint {
                 self.core.deliver_flow_held(g);
             }
             if self.core.is_closing() {
-                break; // closed from the callback: asyncio would not read the rest
+                return false; // closed from the callback: asyncio would not read the rest
+            }
+        }
+        true
+    }
+
+    /// The batches after a full one (see [`receive`](Self::receive)).
+    #[inline(never)]
+    fn receive_more(
+        &self,
+        g: &mut (dyn DgramObj + 'static),
+        buf: &mut [u8],
+        batch: &mut RecvBatch,
+    ) -> io::Result<()> {
+        for _ in 1..MAX_BATCHES {
+            let n = match batch.recv(self.fd, buf, self.slot, BATCH) {
+                Ok(n) => n,
+                // The queue emptied exactly at a batch's end.
+                Err(e) if sys::is_would_block(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if !self.deliver(g, buf, batch, n) || n < BATCH {
+                break;
             }
         }
         Ok(())
