@@ -140,11 +140,6 @@ fn flood(addr: SocketAddr, warmup: Duration, window: Duration) -> io::Result<Sam
         }
     }
     let total = last - h_start;
-    if h1 == h0 {
-        return Err(io::Error::other(
-            "the server handled no datagram in the window",
-        ));
-    }
     let (secs, cpu) = (t1.as_secs_f64(), (cpu1 - cpu0).as_secs_f64());
     Ok(Sample {
         sent_rate: (s1 - s0) as f64 / secs,
