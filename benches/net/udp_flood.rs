@@ -4,7 +4,12 @@
 //! table shows datagrams handled per server CPU-second and the share of the sent datagrams
 //! the server never handled (dropped by the kernel when its receive queue was full).
 //!
-//! Servers: tulip's `DatagramProtocol` (one `recvmmsg` per readiness event), tokio's
+//! A second table repeats the flood with a sender using UDP GSO (`UDP_SEGMENT`: one
+//! `sendmsg` carries [`SEND_BATCH`] datagrams), against tulip with and without
+//! `DatagramOptions::gro` (with GRO the kernel queues each burst as one buffer, which the
+//! endpoint splits again).
+//!
+//! Servers: tulip's `DatagramProtocol` (`recvmmsg` per readiness event), tokio's
 //! current-thread `UdpSocket` (a `recv_from` loop), and two libc floors on a level-triggered
 //! epoll: `recvfrom` until `EAGAIN`, and `recvmmsg` of [`BATCH`] until a batch comes back
 //! short (the fewest system calls per datagram).
@@ -57,6 +62,11 @@ pub static SERVERS: &[Server] = &[
         serve: serve_tulip,
     },
     Server {
+        id: "flood-tulip-gro",
+        name: "tulip `DatagramProtocol`, `DatagramOptions::gro(true)`",
+        serve: serve_tulip_gro,
+    },
+    Server {
         id: "flood-tokio",
         name: "tokio current-thread `UdpSocket`, `recv_from` loop",
         serve: serve_tokio,
@@ -81,7 +91,7 @@ struct Sample {
 
 /// Floods `addr` for the warm-up and the window; then waits until the server has handled
 /// what it will.
-fn flood(addr: SocketAddr, warmup: Duration, window: Duration) -> io::Result<Sample> {
+fn flood(addr: SocketAddr, gso: bool, warmup: Duration, window: Duration) -> io::Result<Sample> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     sock.connect(addr)?;
     sock.set_nonblocking(true)?;
@@ -101,7 +111,38 @@ fn flood(addr: SocketAddr, warmup: Duration, window: Duration) -> io::Result<Sam
     let fd = sock.as_raw_fd();
     let h_start = HANDLED.load(Ordering::Relaxed);
     let mut sent = 0u64;
+    // GSO: one buffer of SEND_BATCH datagrams, one `sendmsg` with a `UDP_SEGMENT` message.
+    let burst = [0x5Au8; SIZE * SEND_BATCH];
+    let mut burst_iov = libc::iovec {
+        iov_base: burst.as_ptr() as *mut libc::c_void,
+        iov_len: burst.len(),
+    };
+    let mut control = [0u64; 4];
+    // SAFETY: all-zero is a valid msghdr.
+    let mut gso_msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    gso_msg.msg_iov = &mut burst_iov;
+    gso_msg.msg_iovlen = 1;
+    gso_msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    gso_msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as _;
+    // SAFETY: the 32-byte control buffer holds one message of CMSG_SPACE(2) bytes, which
+    // CMSG_FIRSTHDR / CMSG_DATA point into.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&gso_msg);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = libc::UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+        libc::CMSG_DATA(c)
+            .cast::<u16>()
+            .write_unaligned(SIZE as u16);
+    }
     let mut send = || {
+        if gso {
+            // SAFETY: `gso_msg` points at `burst_iov`, `burst` and `control`, which outlive
+            // the call.
+            let n = unsafe { libc::sendmsg(fd, &gso_msg, 0) };
+            return if n > 0 { (n as usize / SIZE) as u64 } else { 0 };
+        }
         // SAFETY: every header points at `msg` (SIZE bytes), which outlives the call; the
         // socket is connected, so no names.
         let n = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), SEND_BATCH as u32, 0) };
@@ -151,13 +192,60 @@ fn flood(addr: SocketAddr, warmup: Duration, window: Duration) -> io::Result<Sam
     })
 }
 
-/// Runs the section: every server `reps` times, interleaved with the order rotating.
+/// Runs the section: a plain sender against every server but the GRO one, then a GSO
+/// sender (what GRO is for) against the batched ones; every server `reps` times,
+/// interleaved with the order rotating.
 pub fn run(reps: usize, limit: Limit, only: Option<&[String]>) -> io::Result<()> {
     let Limit::Time { warmup, window } = limit else {
         return Err(io::Error::other("the flood runs for a time"));
     };
+    println!(
+        "UDP receive flood: {SIZE} B datagrams from one sender on CPU {}, the server on CPU {}; \
+         medians of {reps} run(s) × {:.2} s (after {} ms of warm-up)",
+        sys::LOAD_CPU,
+        sys::SERVER_CPU,
+        window.as_secs_f64(),
+        warmup.as_millis()
+    );
+    let plain = [
+        "flood-floor",
+        "flood-floor-mmsg",
+        "flood-tulip",
+        "flood-tokio",
+    ];
+    let title = format!("plain sender: `sendmmsg` of {SEND_BATCH} datagrams");
+    table(&title, &plain, false, reps, warmup, window, only)?;
+    let gso = [
+        "flood-floor-mmsg",
+        "flood-tulip",
+        "flood-tulip-gro",
+        "flood-tokio",
+    ];
+    let title = format!(
+        "GSO sender: one `sendmsg` of {SEND_BATCH} datagrams (`UDP_SEGMENT`; the kernel splits \
+         them for a receiver without GRO)"
+    );
+    table(&title, &gso, true, reps, warmup, window, only)?;
+    println!(
+        "÷ columns: medians of the per-repetition ratios of datagrams per server CPU-second \
+         (above 1.0 is cheaper); loss: sent but never handled, over the whole run\n"
+    );
+    Ok(())
+}
+
+/// One table: the servers `ids` under one kind of sender.
+fn table(
+    title: &str,
+    ids: &[&str],
+    gso: bool,
+    reps: usize,
+    warmup: Duration,
+    window: Duration,
+    only: Option<&[String]>,
+) -> io::Result<()> {
     let servers: Vec<&'static Server> = SERVERS
         .iter()
+        .filter(|s| ids.contains(&s.id))
         .filter(|s| only.is_none_or(|o| o.iter().any(|id| id == s.id)))
         .collect();
     if servers.is_empty() {
@@ -168,19 +256,14 @@ pub fn run(reps: usize, limit: Limit, only: Option<&[String]>) -> io::Result<()>
         for k in 0..servers.len() {
             let i = (k + rep) % servers.len();
             let srv = Running::start(servers[i], Some(sys::SERVER_CPU))?;
-            let r = flood(srv.addr, warmup, window);
+            let r = flood(srv.addr, gso, warmup, window);
             srv.stop()?;
             samples[i].push(r.map_err(|e| {
                 io::Error::new(e.kind(), format!("{} on udp-flood: {e}", servers[i].id))
             })?);
         }
     }
-    println!(
-        "UDP receive flood: {SIZE} B datagrams, one sender (`sendmmsg` of {SEND_BATCH}) on CPU {}, \
-         the server on CPU {}",
-        sys::LOAD_CPU,
-        sys::SERVER_CPU
-    );
+    println!("{title}");
     println!(
         "| server | sent/s | handled/s | server busy | datagrams per server CPU-second | loss | \
          ÷ recvfrom floor | ÷ recvmmsg floor | ÷ tokio | run-queue wait |"
@@ -226,13 +309,7 @@ pub fn run(reps: usize, limit: Limit, only: Option<&[String]>) -> io::Result<()>
             med(s, |s| s.wait_pct),
         );
     }
-    println!(
-        "\nmedians of {reps} run(s) × {:.2} s (after {} ms of warm-up); ÷ columns: medians of the \
-         per-repetition ratios of datagrams per server CPU-second (above 1.0 is cheaper); loss: \
-         sent but never handled, over the whole run\n",
-        window.as_secs_f64(),
-        warmup.as_millis()
-    );
+    println!();
     Ok(())
 }
 
@@ -340,8 +417,18 @@ impl DatagramProtocol for Count {
 }
 
 fn serve_tulip(addr: SocketAddr, ready: Ready) -> io::Result<()> {
+    tulip_server(addr, ready, false)
+}
+
+fn serve_tulip_gro(addr: SocketAddr, ready: Ready) -> io::Result<()> {
+    tulip_server(addr, ready, true)
+}
+
+fn tulip_server(addr: SocketAddr, ready: Ready, gro: bool) -> io::Result<()> {
     let lp = tulip::EventLoop::new()?;
-    let opts = tulip::DatagramOptions::new().local_addr(&addr.ip().to_string(), addr.port());
+    let opts = tulip::DatagramOptions::new()
+        .local_addr(&addr.ip().to_string(), addr.port())
+        .gro(gro);
     let (t, _) = lp.run_until_complete(tulip::create_datagram_endpoint(|| Count, opts))?;
     let local = t
         .sockname()
