@@ -38,6 +38,7 @@ pub struct DatagramOptions {
     reuse_port: bool,
     allow_broadcast: bool,
     reuse_address: bool,
+    gro: bool,
     sock: Option<Socket>,
 }
 
@@ -102,6 +103,19 @@ impl DatagramOptions {
         self
     }
 
+    /// UDP generic receive offload (tulip's own, off by default; Linux ≥ 5.0): the kernel
+    /// may hand several datagrams of one sender over as one — what a sender using UDP GSO
+    /// (`UDP_SEGMENT`) sent in one call — and the endpoint splits them again: the protocol
+    /// still gets one `datagram_received` per datagram, for fewer system calls and fewer
+    /// socket-buffer entries in a flood. Also applies to a [`sock`](DatagramOptions::sock)
+    /// (a UDP socket given with `UDP_GRO` already on is detected without it).
+    /// [`create_datagram_endpoint`] fails with the system's error where the kernel lacks it,
+    /// `Unsupported` off Linux, and `InvalidInput` for a Unix datagram endpoint.
+    pub fn gro(mut self, on: bool) -> DatagramOptions {
+        self.gro = on;
+        self
+    }
+
     /// Uses an existing datagram socket (asyncio's `sock`), bound and/or connected as it is;
     /// no other option may be given with it. It is made non-blocking.
     pub fn sock(mut self, sock: Socket) -> DatagramOptions {
@@ -118,6 +132,7 @@ impl fmt::Debug for DatagramOptions {
             .field("family", &self.family)
             .field("reuse_port", &self.reuse_port)
             .field("allow_broadcast", &self.allow_broadcast)
+            .field("gro", &self.gro)
             .field("sock", &self.sock.is_some())
             .finish()
     }
@@ -240,10 +255,16 @@ async fn open(o: DatagramOptions) -> io::Result<Socket> {
             )));
         }
         sock.set_nonblocking(true)?;
+        if o.gro {
+            set_gro(&sock)?;
+        }
         return Ok(sock);
     }
     let is_path = |a: &Option<Addr>| matches!(a, Some(Addr::Path(_)));
     if is_path(&o.local) || is_path(&o.remote) || o.family == Some(Domain::UNIX) {
+        if o.gro {
+            return Err(invalid("gro is for UDP endpoints, not Unix datagram ones"));
+        }
         return open_unix(&o);
     }
     open_ip(&o).await
@@ -376,5 +397,17 @@ fn ip_socket(o: &DatagramOptions, family: Domain) -> io::Result<Socket> {
     if o.allow_broadcast {
         s.set_broadcast(true)?;
     }
+    if o.gro {
+        set_gro(&s)?;
+    }
     Ok(s)
+}
+
+/// Turns UDP GRO on, saying what failed.
+fn set_gro(s: &Socket) -> io::Result<()> {
+    if s.local_addr().is_ok_and(|a| a.domain() == Domain::UNIX) {
+        return Err(invalid("gro is for UDP endpoints, not Unix datagram ones"));
+    }
+    crate::sys::set_gro(std::os::fd::AsRawFd::as_raw_fd(s), true)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot turn UDP GRO on: {e}")))
 }

@@ -450,6 +450,7 @@ fn a_panic_in_any_callback_aborts_the_endpoint_and_connection_lost_runs_once() {
         PanicIn::DatagramReceived,
         PanicIn::ErrorReceived,
         PanicIn::PauseWriting,
+        PanicIn::ResumeWriting,
         PanicIn::ConnectionLost,
     ] {
         let lp = tulip::EventLoop::new().unwrap();
@@ -472,23 +473,35 @@ fn a_panic_in_any_callback_aborts_the_endpoint_and_connection_lost_runs_once() {
             let Ok((t, _)) = made else {
                 return; // the panic in connection_made can fail the creation too
             };
+            let mut b = Some(b);
             match panic_in {
                 PanicIn::DatagramReceived => {
+                    let b = b.as_ref().unwrap();
                     b.send(b"x").unwrap();
                     b.send(b"y").unwrap();
                 }
                 PanicIn::ErrorReceived => {
-                    drop(b); // the peer is gone: sendto fails
+                    drop(b.take()); // the peer is gone: sendto fails
                     t.sendto(b"x", None).unwrap();
                 }
                 PanicIn::PauseWriting => {
                     t.set_write_buffer_limits(Some(0), Some(0)).unwrap();
                     fill(&t, 10);
                 }
+                PanicIn::ResumeWriting => {
+                    t.set_write_buffer_limits(Some(0), Some(0)).unwrap();
+                    fill(&t, 10); // paused; reading the peer below lets the queue drain
+                }
                 PanicIn::ConnectionLost => t.close(),
                 _ => {}
             }
-            until(5.0, || events(&l2).iter().any(|e| matches!(e, Ev::CL(_)))).await;
+            until(5.0, || {
+                if let (PanicIn::ResumeWriting, Some(b)) = (panic_in, &b) {
+                    drain_peer(b);
+                }
+                events(&l2).iter().any(|e| matches!(e, Ev::CL(_)))
+            })
+            .await;
             tulip::sleep(Duration::from_millis(5)).await;
         });
         let ev = events(&log);
@@ -501,6 +514,12 @@ fn a_panic_in_any_callback_aborts_the_endpoint_and_connection_lost_runs_once() {
         assert_eq!(ev.last(), Some(&Ev::CL(expect)), "{ev:?}");
         if panic_in == PanicIn::DatagramReceived {
             assert_eq!(received(&log), [b"x".to_vec()], "nothing after the panic");
+        }
+        if panic_in == PanicIn::ResumeWriting {
+            assert!(
+                ev.contains(&Ev::Pause) && ev.contains(&Ev::Resume),
+                "{ev:?}"
+            );
         }
         assert_eq!(*reported.borrow(), 1, "the panic was reported once");
         lp.close();

@@ -7,6 +7,7 @@
 //! cargo bench --bench net -- pp1k-c1 http --only=floor,tulip,tokio --reps=3 --secs=0.5
 //! cargo bench --bench net -- udp64-c1 udp1k-c50           # UDP ping-pong (benches/net/udp.rs)
 //! cargo bench --bench net -- pipes        # 1 GiB through examples/pipe_cat vs cat (benches/net/pipes.rs)
+//! cargo bench --bench net -- udp-flood                   # UDP receive flood (udp_flood.rs)
 //! cargo bench --bench net -- --serve tulip 127.0.0.1:0   # one server; prints `listening on …`
 //! cargo bench --bench net -- --client 127.0.0.1:PORT 12000 --conns=1 --size=1024
 //! cargo bench --bench net -- --client 127.0.0.1:PORT 6000 --tls --bulk  # TLS; 16 KiB chunks
@@ -38,6 +39,7 @@ mod suite;
 mod sys;
 mod tls;
 mod udp;
+mod udp_flood;
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -71,7 +73,7 @@ fn usage(msg: &str) -> ! {
         "usage: net [--quick] [--reps=N] [--secs=F] [--only=ID,…] [--idle=N] [WORKLOAD|SECTION]…\n       \
          net --serve ID ADDR\n       net --client ADDR N [--tls] [--conns=C] [--size=BYTES | --bulk]\n\
          workloads: pp64-c1 pp64-c50 pp1k-c1 pp1k-c50 pp16k-c1 pp16k-c50 bulk http http-wrk \
-         tls-c1 tls-c50 tls-bulk udp64-c1 udp64-c50 udp1k-c1 udp1k-c50; sections: per-core mem ir udp-ir process\nserver ids: {}",
+         tls-c1 tls-c50 tls-bulk udp64-c1 udp64-c50 udp1k-c1 udp1k-c50; sections: per-core mem ir udp-ir udp-flood process pipes sendfile\nserver ids: {}",
         servers::all().map(|s| s.id).collect::<Vec<_>>().join(" ")
     );
     std::process::exit(2)
@@ -246,6 +248,9 @@ fn main() -> io::Result<()> {
     }
     if selected("sendfile") {
         sendfile::run(reps, quick)?;
+    }
+    if selected("udp-flood") {
+        udp_flood::run(reps, limit, only)?;
     }
     if selected("mem") {
         mem::run(args.idle.unwrap_or(if quick { 1000 } else { 10_000 }), only)?;

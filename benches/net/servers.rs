@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::sys;
-use crate::{echo, http, mem, per_core, tls, udp};
+use crate::{echo, http, mem, per_core, tls, udp, udp_flood};
 
 /// Stops a running server from another thread.
 pub type Stop = Box<dyn FnOnce() + Send>;
@@ -41,6 +41,7 @@ pub fn all() -> impl Iterator<Item = &'static Server> {
         .chain(per_core::SERVERS)
         .chain(mem::SERVERS)
         .chain(udp::SERVERS)
+        .chain(udp_flood::SERVERS)
 }
 
 pub fn find(id: &str) -> Option<&'static Server> {

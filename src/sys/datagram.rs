@@ -22,14 +22,23 @@ pub(crate) struct RecvBatch {
     names: [libc::sockaddr_storage; BATCH],
     namelens: [libc::socklen_t; BATCH],
     lens: [usize; BATCH],
+    /// With UDP GRO: the size of the segments datagram `i` coalesces (0: one datagram).
+    segs: [usize; BATCH],
+    /// With UDP GRO: room for each datagram's control message (`UDP_GRO`, an `int`).
+    #[cfg(target_os = "linux")]
+    control: [[u64; 4]; BATCH],
     #[cfg(target_os = "linux")]
     hdrs: [libc::mmsghdr; BATCH],
     #[cfg(target_os = "linux")]
     iovs: [libc::iovec; BATCH],
     /// Where this batch was, and the buffer (address, length) and slot size, when the
-    /// headers were pointed at them: they are set up again only when one of these changes.
+    /// headers were pointed at them: they are set up again only when one of these changes
+    /// (or [`set_gro`](RecvBatch::set_gro) is called).
     #[cfg(target_os = "linux")]
     prepared: (usize, usize, usize, usize),
+    /// GRO's control messages are asked for (never off Linux).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    gro: bool,
 }
 
 impl RecvBatch {
@@ -70,9 +79,27 @@ impl RecvBatch {
         self.lens[i]
     }
 
+    /// Asks for each datagram's GRO segment size (for a socket with `UDP_GRO` on).
+    pub(crate) fn set_gro(&mut self, on: bool) {
+        self.gro = on;
+        #[cfg(target_os = "linux")]
+        {
+            self.prepared = (0, 0, 0, 0);
+        }
+    }
+
+    /// With GRO ([`set_gro`](RecvBatch::set_gro)): the segment size of datagram
+    /// `i` when the kernel coalesced several datagrams of one sender into it (each
+    /// `segment` bytes, the last one possibly shorter), else 0.
+    pub(crate) fn segment(&self, i: usize) -> usize {
+        self.segs[i]
+    }
+
     /// Receives up to `max` (≤ [`BATCH`]) datagrams, datagram `i` into
     /// `buf[i * slot..][..slot]` (a longer one is truncated). Returns how many arrived;
     /// `WouldBlock` if none was waiting.
+    /// With GRO, the segment size of each coalesced datagram is read from its control
+    /// message (see [`segment`](RecvBatch::segment)).
     #[cfg(target_os = "linux")]
     pub(crate) fn recv(
         &mut self,
@@ -89,6 +116,7 @@ impl RecvBatch {
             buf.len(),
             slot,
         );
+        let gro = self.gro;
         if self.prepared != key {
             // Point the headers at the slots and the name buffers once, not per call: only
             // `msg_namelen` is changed by the kernel (reset below after each use).
@@ -105,8 +133,13 @@ impl RecvBatch {
                 h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 h.msg_iov = &mut self.iovs[i];
                 h.msg_iovlen = 1;
-                h.msg_control = std::ptr::null_mut();
-                h.msg_controllen = 0;
+                if gro {
+                    h.msg_control = self.control[i].as_mut_ptr().cast();
+                    h.msg_controllen = size_of::<[u64; 4]>() as _;
+                } else {
+                    h.msg_control = std::ptr::null_mut();
+                    h.msg_controllen = 0;
+                }
             }
             self.prepared = key;
         }
@@ -124,6 +157,9 @@ impl RecvBatch {
                 // Nothing was received; leave every header as prepared all the same.
                 for h in &mut self.hdrs[..n] {
                     h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                    if gro {
+                        h.msg_hdr.msg_controllen = size_of::<[u64; 4]>() as _;
+                    }
                 }
                 return Err(e);
             }
@@ -134,7 +170,21 @@ impl RecvBatch {
             self.namelens[i] = h.msg_hdr.msg_namelen;
             h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
+        if gro {
+            self.read_segments(got);
+        }
         Ok(got)
+    }
+
+    /// GRO: each received datagram's segment size, and the control buffers made ready again.
+    #[cfg(target_os = "linux")]
+    #[inline(never)]
+    fn read_segments(&mut self, got: usize) {
+        for i in 0..got {
+            let h = &mut self.hdrs[i].msg_hdr;
+            self.segs[i] = gro_segment(h);
+            h.msg_controllen = size_of::<[u64; 4]>() as _;
+        }
     }
 
     /// Receives up to `max` datagrams (portable form: a `recvfrom` loop; see the Linux one).
@@ -167,6 +217,88 @@ impl RecvBatch {
             }
         }
         Ok(n)
+    }
+}
+
+/// The segment size in a received message's `UDP_GRO` control message, or 0 if it has none
+/// (the datagram was not coalesced).
+#[cfg(target_os = "linux")]
+fn gro_segment(h: &libc::msghdr) -> usize {
+    if h.msg_controllen == 0 {
+        return 0;
+    }
+    // SAFETY: `h` was filled by `recvmmsg`: its control buffer holds `msg_controllen` bytes of
+    // well-formed control messages, which CMSG_FIRSTHDR / CMSG_NXTHDR walk within bounds; an
+    // `int` is read (unaligned) from the data of a `UDP_GRO` message, which carries one.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == libc::UDP_GRO {
+                let v = libc::CMSG_DATA(c).cast::<libc::c_int>().read_unaligned();
+                return usize::try_from(v).unwrap_or(0);
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    0
+}
+
+/// Turns UDP generic receive offload on or off for a UDP socket: the kernel may then hand
+/// over several datagrams of one sender as one, with their segment size (Linux ≥ 5.0).
+///
+/// # Errors
+/// The system's (`ENOPROTOOPT` on a kernel without it); `Unsupported` off Linux.
+pub(crate) fn set_gro(fd: RawFd, on: bool) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let v: libc::c_int = on.into();
+        // SAFETY: `v` is a valid `int` for the call; the kernel copies it.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_UDP,
+                libc::UDP_GRO,
+                std::ptr::from_ref(&v).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, on);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "UDP GRO is only available on Linux",
+        ))
+    }
+}
+
+/// Whether UDP GRO is on for `fd` (always `false` off Linux, or for a socket that is not UDP).
+pub(crate) fn gro_enabled(fd: RawFd) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let mut v: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `v` and `len` are valid for writes for the call.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_UDP,
+                libc::UDP_GRO,
+                std::ptr::from_mut(&mut v).cast(),
+                &mut len,
+            )
+        };
+        r == 0 && v != 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        false
     }
 }
 

@@ -19,7 +19,7 @@ pub(crate) mod signal;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
-pub(crate) use datagram::{BATCH, RecvBatch, send_batch, sendto};
+pub(crate) use datagram::{BATCH, RecvBatch, gro_enabled, send_batch, sendto, set_gro};
 pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };

@@ -3,7 +3,8 @@
 //!
 //! Receiving: one readiness event takes up to [`BATCH`](crate::sys::BATCH) datagrams with one
 //! system call (`recvmmsg` on Linux) into slots of the loop's shared read buffer, and hands
-//! each to `datagram_received` — no allocation per datagram. Sending: `sendto` at once when
+//! each to `datagram_received` — no allocation per datagram; while batches come back full (a
+//! flood), a few more are taken before the loop polls again. Sending: `sendto` at once when
 //! nothing is queued; on `WouldBlock` the datagram is queued whole and the queue is flushed
 //! (`sendmmsg` on Linux) when the socket is writable. An error from one datagram goes to
 //! `error_received` and the endpoint stays open.
@@ -37,6 +38,8 @@ use crate::sys::{self, BATCH, RecvBatch};
 const HEADER_SIZE: usize = 8;
 /// A receive slot for an IP datagram: the largest UDP payload fits.
 const IP_SLOT: usize = 64 * 1024;
+/// Batches one readiness event takes at most (while they come back full).
+const MAX_BATCHES: usize = 4;
 
 /// The transport's view of a [`DatagramProtocol`].
 pub(crate) trait DgramObj {
@@ -117,6 +120,8 @@ pub(crate) struct Endpoint {
     peer: Option<SockAddr>,
     /// Bytes of a receive slot in the shared buffer.
     slot: usize,
+    /// UDP GRO is on: a received datagram may be several, of one segment size each.
+    gro: bool,
     queue: RefCell<VecDeque<Queued>>,
     /// The queue's size, with [`HEADER_SIZE`] per datagram.
     queued: Cell<usize>,
@@ -145,15 +150,21 @@ impl Endpoint {
             }
         }
         let peer = sock.peer_addr().ok();
+        let gro = !unix && sys::gro_enabled(sock.as_raw_fd());
         let t = Rc::new_cyclic(|this| Endpoint {
             core: Core::new(lp, this, Some(protocol)),
             fd: sock.as_raw_fd(),
             sock: FdSlot::new(sock),
             peer,
             slot,
+            gro,
             queue: RefCell::new(VecDeque::new()),
             queued: Cell::new(0),
-            batch: RefCell::new(RecvBatch::new()),
+            batch: RefCell::new({
+                let mut b = RecvBatch::new();
+                b.set_gro(gro);
+                b
+            }),
             reader: IoWatch::new(Direction::Read),
             writer: IoWatch::new(Direction::Write),
         });
@@ -221,7 +232,9 @@ impl Endpoint {
         }
     }
 
-    /// One batch into `buf`, each datagram handed to the protocol.
+    /// One batch into `buf`, each datagram handed to the protocol; if it came back full (a
+    /// flood: more are likely waiting, where a short batch means the queue is empty), up to
+    /// [`MAX_BATCHES`] in all, so that other sockets get their turn.
     #[inline]
     fn receive(
         &self,
@@ -229,7 +242,25 @@ impl Endpoint {
         buf: &mut [u8],
         batch: &mut RecvBatch,
     ) -> io::Result<()> {
+        if self.gro {
+            return self.receive_gro(g, buf, batch);
+        }
         let n = batch.recv(self.fd, buf, self.slot, BATCH)?;
+        if self.deliver(g, buf, batch, n) && n == BATCH {
+            self.receive_more(g, buf, batch)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the `n` datagrams of `batch` to the protocol; `false` if it closed the endpoint.
+    #[inline(always)]
+    fn deliver(
+        &self,
+        g: &mut (dyn DgramObj + 'static),
+        buf: &[u8],
+        batch: &RecvBatch,
+        n: usize,
+    ) -> bool {
         for i in 0..n {
             let addr = batch.addr(i);
             g.datagram_received(&buf[i * self.slot..][..batch.len(i)], &addr);
@@ -238,7 +269,92 @@ impl Endpoint {
                 self.core.deliver_flow_held(g);
             }
             if self.core.is_closing() {
-                break; // closed from the callback: asyncio would not read the rest
+                return false; // closed from the callback: asyncio would not read the rest
+            }
+        }
+        true
+    }
+
+    /// [`receive`](Self::receive) with UDP GRO on: a received datagram may be several that
+    /// one sender sent, coalesced by the kernel (each `segment` bytes, the last one possibly
+    /// shorter); they are handed over one by one.
+    #[inline(never)]
+    fn receive_gro(
+        &self,
+        g: &mut (dyn DgramObj + 'static),
+        buf: &mut [u8],
+        batch: &mut RecvBatch,
+    ) -> io::Result<()> {
+        for round in 0..MAX_BATCHES {
+            let n = match batch.recv(self.fd, buf, self.slot, BATCH) {
+                Ok(n) => n,
+                Err(e) if round > 0 && sys::is_would_block(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for i in 0..n {
+                let addr = batch.addr(i);
+                let data = &buf[i * self.slot..][..batch.len(i)];
+                let segment = match batch.segment(i) {
+                    0 => data.len().max(1),
+                    s => s,
+                };
+                if !self.deliver_segments(g, data, segment, &addr) {
+                    return Ok(());
+                }
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The datagrams of `data`, `segment` bytes each (the last one possibly shorter; an
+    /// empty `data` is one empty datagram), handed over as `deliver` does; `false` if the
+    /// protocol closed the endpoint.
+    fn deliver_segments(
+        &self,
+        g: &mut (dyn DgramObj + 'static),
+        data: &[u8],
+        segment: usize,
+        addr: &SockAddr,
+    ) -> bool {
+        if data.is_empty() {
+            g.datagram_received(data, addr);
+            if !self.core.flow.in_sync() {
+                self.core.deliver_flow_held(g);
+            }
+            return !self.core.is_closing();
+        }
+        for d in data.chunks(segment) {
+            g.datagram_received(d, addr);
+            if !self.core.flow.in_sync() {
+                self.core.deliver_flow_held(g);
+            }
+            if self.core.is_closing() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The batches after a full one (see [`receive`](Self::receive)).
+    #[inline(never)]
+    fn receive_more(
+        &self,
+        g: &mut (dyn DgramObj + 'static),
+        buf: &mut [u8],
+        batch: &mut RecvBatch,
+    ) -> io::Result<()> {
+        for _ in 1..MAX_BATCHES {
+            let n = match batch.recv(self.fd, buf, self.slot, BATCH) {
+                Ok(n) => n,
+                // The queue emptied exactly at a batch's end.
+                Err(e) if sys::is_would_block(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if !self.deliver(g, buf, batch, n) || n < BATCH {
+                break;
             }
         }
         Ok(())
@@ -252,6 +368,7 @@ impl Endpoint {
     ) -> Result<io::Result<()>, Box<dyn Any + Send>> {
         let mut buf = vec![0u8; self.slot];
         let mut batch = RecvBatch::new();
+        batch.set_gro(self.gro);
         catch_unwind(AssertUnwindSafe(|| self.receive(g, &mut buf, &mut batch)))
     }
 

@@ -38,6 +38,7 @@ pub enum PanicIn {
     DatagramReceived,
     ErrorReceived,
     PauseWriting,
+    ResumeWriting,
     ConnectionLost,
 }
 
@@ -112,6 +113,10 @@ impl DatagramProtocol for Rec {
     }
     fn resume_writing(&mut self) {
         self.push(Ev::Resume);
+        assert!(
+            self.panic_in != PanicIn::ResumeWriting,
+            "boom in resume_writing"
+        );
     }
 }
 
