@@ -117,8 +117,14 @@ impl ConnectOptions {
     }
 
     /// Takes the stream limit out (the streams use it; the transport below must not see it).
-    pub(crate) fn take_limit(&mut self) -> usize {
-        self.limit.take().unwrap_or(crate::streams::DEFAULT_LIMIT)
+    pub(crate) fn take_limit(&mut self) -> io::Result<usize> {
+        match self.limit.take() {
+            Some(0) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "limit must be positive (a zero stream limit could not hold a byte)",
+            )),
+            limit => Ok(limit.unwrap_or(crate::streams::DEFAULT_LIMIT)),
+        }
     }
 
     /// Refuses a stream limit: `entry` runs a callback protocol, which has no stream buffer.

@@ -407,3 +407,23 @@ async fn test_eof_feed_when_closing_writer() {
     server.close();
     assert!(seen.borrow().is_empty(), "{:?}", seen.borrow());
 }
+
+// CPython: test_streams.py StreamTests.test_invalid_limit — asyncio raises ValueError for a
+// limit <= 0; tulip refuses a zero limit with InvalidInput at every stream entry point.
+#[tulip::test]
+async fn test_invalid_limit() {
+    let err = tulip::open_connection("127.0.0.1", 9, ConnectOptions::new().limit(0))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("limit"), "{err}");
+    let err = tulip::start_server(
+        |_r, _w| async {},
+        "127.0.0.1",
+        0,
+        ServerOptions::new().limit(0),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+}

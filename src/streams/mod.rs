@@ -103,7 +103,7 @@ pub async fn open_connection(
     port: u16,
     mut options: ConnectOptions,
 ) -> io::Result<(StreamReader, StreamWriter)> {
-    let (state, proto) = stream_protocol(options.take_limit());
+    let (state, proto) = stream_protocol(options.take_limit()?);
     let (t, _) = create_connection(|| proto, host, port, options).await?;
     Ok(pair(t, state))
 }
@@ -124,7 +124,7 @@ pub async fn open_unix_connection(
     path: impl AsRef<Path>,
     mut options: ConnectOptions,
 ) -> io::Result<(StreamReader, StreamWriter)> {
-    let (state, proto) = stream_protocol(options.take_limit());
+    let (state, proto) = stream_protocol(options.take_limit()?);
     let (t, _) = unix_connect(|| proto, path.as_ref(), options, "open_unix_connection").await?;
     Ok(pair(t, state))
 }
@@ -225,7 +225,7 @@ where
     Fut: Future + 'static,
     Fut::Output: HandlerResult,
 {
-    let factory = serving_protocol(client_connected_cb, options.take_limit());
+    let factory = serving_protocol(client_connected_cb, options.take_limit()?);
     create_server(factory, host, port, options).await
 }
 
@@ -250,7 +250,7 @@ where
     Fut: Future + 'static,
     Fut::Output: HandlerResult,
 {
-    let factory = serving_protocol(client_connected_cb, options.take_limit());
+    let factory = serving_protocol(client_connected_cb, options.take_limit()?);
     unix_server(factory, path.as_ref(), options, "start_unix_server")
 }
 
@@ -287,13 +287,14 @@ impl Transport {
     ///
     /// The streams take over the transport as it is: reading is resumed if the old protocol
     /// had paused it, and a write side over its high-water mark makes the writer's `drain`
-    /// wait. `limit` is the stream buffer limit; `None` for [`DEFAULT_LIMIT`].
+    /// wait. `limit` is the stream buffer limit; `None` for [`DEFAULT_LIMIT`] (a zero limit,
+    /// which the connecting and serving functions refuse, is taken as 1 here).
     pub fn into_streams(
         &self,
         received: &[u8],
         limit: Option<usize>,
     ) -> (StreamReader, StreamWriter) {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        let limit = limit.unwrap_or(DEFAULT_LIMIT).max(1);
         let (state, proto) = stream_protocol(limit);
         state.buf.borrow_mut().extend(received);
         state.set_transport(Some(self.clone()));
