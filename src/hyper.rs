@@ -14,7 +14,7 @@
 //! hyper's `Sleep` trait requires `Send + Sync`, and [`time::Sleep`](crate::time::Sleep) is
 //! neither (it holds the loop's `Rc` timer). [`TulipSleep`] is `Send + Sync` for real: what
 //! it shares with its timer callback is an `Arc` (a "fired" flag and the waker); the `!Send`
-//! [`TimerHandle`](crate::TimerHandle) stays on the loop's thread, in a thread-local table
+//! [`TimerHandle`] stays on the loop's thread, in a thread-local table
 //! under a unique key, so dropping the sleep there cancels the timer at once. Dropped on
 //! another thread (hyper never does: a connection's future stays on the loop that runs it),
 //! the key is not found, and the timer fires later and does nothing. No `unsafe`.
