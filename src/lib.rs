@@ -78,7 +78,9 @@
 //! - [`executor`]: the [`RunInExecutor`](executor::RunInExecutor) and
 //!   [`ShutdownDefaultExecutor`](executor::ShutdownDefaultExecutor) futures;
 //! - [`sendfile`](mod@sendfile): the [`Sendfile`](sendfile::Sendfile) and
-//!   [`SockSendfile`](sendfile::SockSendfile) futures.
+//!   [`SockSendfile`](sendfile::SockSendfile) futures;
+//! - `hyper`: `TulipExecutor`, `TulipTimer`, `TulipSleep`, and `hyper::rt::Read`/`Write` for
+//!   [`Stream`] (feature `hyper`: hyper 1.x on tulip).
 //!
 //! Every entry point that connects or serves takes one options value, last —
 //! `open_connection(host, port, options)`, `start_server(cb, host, port, options)` — with
@@ -135,7 +137,7 @@
 //! implements `futures_io::AsyncWrite`, so the stream pair works with the futures ecosystem
 //! (`futures_util::io::copy`, `asynchronous-codec`'s `FramedRead`/`FramedWrite`). What wants one
 //! object that is both `AsyncRead` and `AsyncWrite` (`asynchronous-codec`'s `Framed`, a
-//! futures-io → `hyper::rt` adapter) takes a [`Stream`]: [`StreamReader::unsplit`] or
+//! hyper connection: the `hyper` feature, `tulip::hyper`) takes a [`Stream`]: [`StreamReader::unsplit`] or
 //! `Stream::from((reader, writer))`, and [`Stream::into_split`] back. `poll_write` waits while the transport is paused for writing;
 //! `poll_flush` is `drain`; `poll_close` closes and waits until the connection is closed; flushing
 //! or closing a writer already closed cleanly is `Ok`, and a connection lost with an error reports
@@ -212,6 +214,8 @@ mod error;
 mod event_loop;
 pub mod executor;
 mod future;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 pub mod net;
 mod per_core;
 mod protocols;

@@ -51,6 +51,10 @@ fn example(name: &str, args: &[&str]) -> Command {
         // The examples run on the selector backend the tests were built with.
         cmd.args(["--features", "poller"]);
     }
+    if cfg!(feature = "hyper") {
+        // Built with hyper: the hyper examples (`required-features = ["hyper"]`) can run.
+        cmd.args(["--features", "hyper"]);
+    }
     cmd.args(["--example", name, "--"]).args(args);
     cmd
 }
@@ -1517,4 +1521,74 @@ fn process_pipeline() {
         [vec!["2", "apple"], vec!["1", "fig"], vec!["3", "pear"]],
         "{text:?}"
     );
+}
+
+/// `hyper_server` keeps connections alive and answers `GET /` with `Hello, World!`; the
+/// `hyper_client` example gets it; and so does `curl`, when it is installed.
+#[cfg(feature = "hyper")]
+#[test]
+fn hyper_server_and_client() {
+    let _watchdog = watchdog("hyper_server_and_client");
+    let server = Server::start("hyper_server");
+
+    // Keep-alive: three requests on one connection, then `Connection: close` ends it.
+    let conn = server.connect();
+    conn.set_nodelay(true).unwrap();
+    let mut c = BufReader::new(conn);
+    for _ in 0..3 {
+        c.get_mut().write_all(GET).unwrap();
+        read_response(&mut c, false)
+            .expect("keep-alive request failed")
+            .assert_hello(false);
+    }
+    c.get_mut()
+        .write_all(b"GET /nope HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let resp = read_response(&mut c, false).expect("request with Connection: close");
+    assert_eq!(resp.status, "HTTP/1.1 404 Not Found", "{resp:?}");
+    assert_eof(&mut c);
+
+    let url = format!("http://{}/", server.addr);
+    let out = run_example("hyper_client", &[&url]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "HTTP/1.1 200 OK\nHello, World!\n",
+        "{out:?}"
+    );
+    // A 404 is printed too, and fails.
+    let out = run_example("hyper_client", &[&format!("{url}nope")]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stdout.starts_with(b"HTTP/1.1 404 Not Found\n"),
+        "{out:?}"
+    );
+    // Not http://: a usage error.
+    let out = run_example("hyper_client", &["https://example.com/"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    // curl: two requests on one connection (it says when it reuses one).
+    match Command::new("curl")
+        .args(["--silent", "--show-error", "--verbose", &url, &url])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) => {
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "Hello, World!Hello, World!"
+            );
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(log.contains("< HTTP/1.1 200 OK"), "{log}");
+            // curl ≥ 7.x: "Re-using existing connection"; 8.x: "Re-using existing http:
+            // connection"; both say the second request went on the first connection.
+            assert!(log.contains("Re-using existing"), "{log}");
+            assert_eq!(log.matches("Connected to").count(), 1, "{log}");
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            println!("hyper_server_and_client: curl is not installed: skipped the curl part");
+        }
+        Err(e) => panic!("cannot run curl: {e}"),
+    }
 }

@@ -397,7 +397,7 @@ pub fn hello_load(addr: SocketAddr, conns: usize, limit: Limit) -> io::Result<Lo
 // ---- wrk ---------------------------------------------------------------------------------------
 
 /// The executable `name` in a directory of `PATH`, if there is one.
-fn which(name: &str) -> Option<PathBuf> {
+pub fn which(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))
@@ -409,7 +409,7 @@ fn which(name: &str) -> Option<PathBuf> {
 /// Runs `wrk -t1 -c50 -dSECSs --latency` against `addr` on the load CPU, SECS the window
 /// rounded up to whole seconds (wrk takes no fractions; no warm-up); the server's CPU is this
 /// process's (every thread but this one, which only waits) over wrk's run.
-fn wrk_load(wrk: &Path, addr: SocketAddr, limit: Limit) -> io::Result<LoadResult> {
+pub fn wrk_load(wrk: &Path, addr: SocketAddr, limit: Limit) -> io::Result<LoadResult> {
     let Limit::Time { window, .. } = limit else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -27,6 +27,7 @@
 
 mod echo;
 mod http;
+mod hyper_http;
 mod ir;
 mod load;
 mod mem;
@@ -73,6 +74,7 @@ fn usage(msg: &str) -> ! {
         "usage: net [--quick] [--reps=N] [--secs=F] [--only=ID,…] [--idle=N] [WORKLOAD|SECTION]…\n       \
          net --serve ID ADDR\n       net --client ADDR N [--tls] [--conns=C] [--size=BYTES | --bulk]\n\
          workloads: pp64-c1 pp64-c50 pp1k-c1 pp1k-c50 pp16k-c1 pp16k-c50 bulk http http-wrk \
+         hyper hyper-wrk (--features hyper) \
          tls-c1 tls-c50 tls-bulk udp64-c1 udp64-c50 udp1k-c1 udp1k-c50; sections: per-core mem ir udp-ir udp-flood process pipes sendfile\nserver ids: {}",
         servers::all().map(|s| s.id).collect::<Vec<_>>().join(" ")
     );
@@ -214,6 +216,7 @@ fn main() -> io::Result<()> {
 
     let mut workloads = suite::echo_workloads();
     workloads.extend(http::workloads(quick));
+    workloads.extend(hyper_http::workloads());
     workloads.extend(tls::workloads(quick));
     workloads.extend(udp::workloads());
     let workloads: Vec<_> = workloads.into_iter().filter(|w| selected(&w.id)).collect();

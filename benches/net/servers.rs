@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::sys;
-use crate::{echo, http, mem, per_core, tls, udp, udp_flood};
+use crate::{echo, http, hyper_http, mem, per_core, tls, udp, udp_flood};
 
 /// Stops a running server from another thread.
 pub type Stop = Box<dyn FnOnce() + Send>;
@@ -37,6 +37,7 @@ pub fn all() -> impl Iterator<Item = &'static Server> {
     echo::SERVERS
         .iter()
         .chain(http::SERVERS)
+        .chain(hyper_http::SERVERS)
         .chain(tls::SERVERS)
         .chain(per_core::SERVERS)
         .chain(mem::SERVERS)
