@@ -64,6 +64,9 @@
 //! return, their options and the helper types are in the module of their area, as in tokio:
 //! - [`time`]: [`Sleep`](time::Sleep), [`Timeout`](time::Timeout);
 //! - [`task`]: [`YieldNow`](task::YieldNow), [`CancelTask`](task::CancelTask);
+//! - [`task`], for [`TaskGroup`]: [`GroupTask`](task::GroupTask),
+//!   [`RunTaskGroup`](task::RunTaskGroup), [`TaskFailure`](task::TaskFailure),
+//!   [`SpawnError`](task::SpawnError); [`time`], for [`interval`]: [`Interval`](time::Interval);
 //! - [`sock`]: [`SockRecv`](sock::SockRecv) … [`SockSendTo`](sock::SockSendTo), and the
 //!   [`Accept`](sock::Accept) and [`RecvFrom`](sock::RecvFrom) traits;
 //! - [`net`]: [`ConnectOptions`](net::ConnectOptions), [`ServerOptions`](net::ServerOptions),
@@ -264,6 +267,11 @@ pub use executor::{run_in_executor, to_thread};
 pub use threadsafe::{Completer, ConcurrentFuture, oneshot, run_coroutine_threadsafe};
 
 pub use task::run_with;
+
+mod task_group;
+mod time_interval;
+pub use task_group::{TaskGroup, TaskGroupError};
+pub use time_interval::interval;
 pub use unix::signal;
 
 #[cfg(unix)]
