@@ -101,6 +101,10 @@
 //! | `asyncio.create_task` / `loop.create_task` | [`spawn`] / [`EventLoop::spawn`] → [`Task`] |
 //! | `asyncio.sleep`, `asyncio.wait_for` / `asyncio.timeout` | [`sleep`], [`timeout`] |
 //! | `asyncio.sleep(0)` | [`yield_now`] |
+//! | `asyncio.TaskGroup`, `tg.create_task` | [`TaskGroup::run`], [`TaskGroup::spawn`] → [`GroupTask`](task::GroupTask) |
+//! | `ExceptionGroup` (of a `TaskGroup`) | [`TaskGroupError`] of [`TaskFailure`](task::TaskFailure)s |
+//! | a self-re-arming `call_later` | [`interval`] → [`Interval`](time::Interval), a `futures_core::Stream` |
+//! | `asyncio.gather` / `wait(FIRST_COMPLETED)` / `as_completed` / `shield` | `futures_util`'s `join_all` / `try_join_all`, `select`, `FuturesUnordered`; a spawned [`Task`] (README, "Tasks") |
 //! | `loop.sock_recv` … `loop.sock_sendto` | [`sock_recv`] … [`sock_sendto`] |
 //! | `asyncio.Protocol`, `asyncio.BufferedProtocol` | [`Protocol`], [`BufferedProtocol`] (passed as [`Buffered(p)`](Buffered)) |
 //! | `asyncio.open_connection` / `start_server` (`limit=`, `**kwds`) | [`open_connection`] / [`start_server`] with [`ConnectOptions`](net::ConnectOptions) / [`ServerOptions`](net::ServerOptions) (`.limit(n)`) |
