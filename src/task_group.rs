@@ -587,10 +587,10 @@ impl<E: fmt::Display> fmt::Display for TaskFailure<E> {
 /// The error of [`TaskGroup::run`]: every failure of the group, in the order they happened
 /// (asyncio's `ExceptionGroup`, "unhandled errors in a TaskGroup").
 ///
-/// It is never empty, and usually holds one failure: a cancelled child is never polled
-/// again, and a Rust `Drop` cannot fail the way asyncio's `except CancelledError:` clean-up
-/// can raise, so more than one is seen only when children fail before the first failure's
-/// cancellation reaches them. A nested group's error is one failure of the outer group when the
+/// It is never empty. Today it holds exactly one failure: the first one cancels the body and
+/// every other child at once, a cancelled child is never polled again, and a Rust `Drop`
+/// cannot fail the way asyncio's `except CancelledError:` clean-up can raise (asyncio's
+/// source of the extra failures). It is a list so that it keeps asyncio's shape. A nested group's error is one failure of the outer group when the
 /// outer `E` can hold it (e.g. `Box<dyn Error>`: `TaskGroupError<E>` is an `Error` when `E`
 /// is `Debug` and `Display`, as `Box<dyn Error>` is).
 pub struct TaskGroupError<E> {
