@@ -64,6 +64,9 @@
 //! return, their options and the helper types are in the module of their area, as in tokio:
 //! - [`time`]: [`Sleep`](time::Sleep), [`Timeout`](time::Timeout);
 //! - [`task`]: [`YieldNow`](task::YieldNow), [`CancelTask`](task::CancelTask);
+//! - [`task`], for [`TaskGroup`]: [`GroupTask`](task::GroupTask),
+//!   [`RunTaskGroup`](task::RunTaskGroup), [`TaskFailure`](task::TaskFailure),
+//!   [`SpawnError`](task::SpawnError); [`time`], for [`interval`]: [`Interval`](time::Interval);
 //! - [`sock`]: [`SockRecv`](sock::SockRecv) … [`SockSendTo`](sock::SockSendTo), and the
 //!   [`Accept`](sock::Accept) and [`RecvFrom`](sock::RecvFrom) traits;
 //! - [`net`]: [`ConnectOptions`](net::ConnectOptions), [`ServerOptions`](net::ServerOptions),
@@ -100,6 +103,10 @@
 //! | `asyncio.create_task` / `loop.create_task` | [`spawn`] / [`EventLoop::spawn`] → [`Task`] |
 //! | `asyncio.sleep`, `asyncio.wait_for` / `asyncio.timeout` | [`sleep`], [`timeout`] |
 //! | `asyncio.sleep(0)` | [`yield_now`] |
+//! | `asyncio.TaskGroup`, `tg.create_task` | [`TaskGroup::run`], [`TaskGroup::spawn`] → [`GroupTask`](task::GroupTask) |
+//! | `ExceptionGroup` (of a `TaskGroup`) | [`TaskGroupError`] of [`TaskFailure`](task::TaskFailure)s |
+//! | a self-re-arming `call_later` | [`interval`] → [`Interval`](time::Interval), a `futures_core::Stream` |
+//! | `asyncio.gather` / `wait(FIRST_COMPLETED)` / `as_completed` / `shield` | `futures_util`'s `join_all` / `try_join_all`, `select`, `FuturesUnordered`; a spawned [`Task`] (README, "Tasks") |
 //! | `loop.sock_recv` … `loop.sock_sendto` | [`sock_recv`] … [`sock_sendto`] |
 //! | `asyncio.Protocol`, `asyncio.BufferedProtocol` | [`Protocol`], [`BufferedProtocol`] (passed as [`Buffered(p)`](Buffered)) |
 //! | `asyncio.open_connection` / `start_server` (`limit=`, `**kwds`) | [`open_connection`] / [`start_server`] with [`ConnectOptions`](net::ConnectOptions) / [`ServerOptions`](net::ServerOptions) (`.limit(n)`) |
@@ -268,6 +275,11 @@ pub use executor::{run_in_executor, to_thread};
 pub use threadsafe::{Completer, ConcurrentFuture, oneshot, run_coroutine_threadsafe};
 
 pub use task::run_with;
+
+mod task_group;
+mod time_interval;
+pub use task_group::{TaskGroup, TaskGroupError};
+pub use time_interval::interval;
 pub use unix::signal;
 
 #[cfg(unix)]

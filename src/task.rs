@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 
 use crate::event_loop::{EventLoop, ExceptionContext, Inner, Ready, schedule, with_current};
 
+pub use crate::task_group::{GroupTask, RunTaskGroup, SpawnError, TaskFailure};
+
 /// A panic caught inside a task, on its way to whoever awaits the task. If nobody takes it,
 /// dropping it reports it to the loop's exception handler ("never retrieved").
 pub(crate) struct TaskPanic {

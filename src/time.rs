@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use crate::error::TimeoutError;
 use crate::event_loop::{TimerHandle, WakerCallback, with_current};
 
+pub use crate::time_interval::{Interval, Tick};
+
 /// Waits for `duration` (asyncio's `asyncio.sleep`).
 ///
 /// A zero or past deadline completes at once, without yielding; use
