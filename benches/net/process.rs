@@ -1,7 +1,9 @@
 //! Section `process`: child processes — spawn + wait of `/bin/true` (processes per second,
 //! one at a time and 16 at a time) and `communicate` through `cat` (MB/s: the bytes sent in
 //! and read back, counted once), tulip's `Process` against `tokio::process` on a
-//! current-thread runtime, in one run, interleaved, median of the repetitions.
+//! current-thread runtime and `async-process` (as `smol::process`, on `smol::block_on`: one
+//! thread drives the reactor and the futures), in one run, interleaved, median of the
+//! repetitions. Not part of `--quick` unless named (`--quick process`: a short run).
 //!
 //! ```text
 //! cargo bench --bench net -- process
@@ -109,6 +111,53 @@ fn tokio_run(w: Work) -> io::Result<Duration> {
     })
 }
 
+fn smol_run(w: Work) -> io::Result<Duration> {
+    use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use smol::process::{Command, Stdio};
+    smol::block_on(async move {
+        let t = Instant::now();
+        match w {
+            Work::Spawn { n, at_once } => {
+                let mut done = 0;
+                while done < n {
+                    let k = at_once.min(n - done);
+                    let mut cs = Vec::with_capacity(k);
+                    for _ in 0..k {
+                        cs.push(Command::new(TRUE).spawn()?);
+                    }
+                    for c in &mut cs {
+                        assert!(c.status().await?.success());
+                    }
+                    done += k;
+                }
+            }
+            Work::Cat { bytes } => {
+                let mut c = Command::new("cat")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()?;
+                let mut stdin = c.stdin.take().expect("stdin");
+                let mut stdout = c.stdout.take().expect("stdout");
+                let input = vec![b'x'; bytes];
+                let writer = async move {
+                    stdin.write_all(&input).await?;
+                    stdin.close().await?;
+                    drop(stdin);
+                    io::Result::Ok(())
+                };
+                let mut out = Vec::with_capacity(bytes);
+                let reader = stdout.read_to_end(&mut out);
+                let (w, r) = smol::future::zip(writer, reader).await;
+                w?;
+                r?;
+                assert_eq!(out.len(), bytes);
+                assert!(c.status().await?.success());
+            }
+        }
+        Ok(t.elapsed())
+    })
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -140,21 +189,31 @@ pub fn run(reps: usize, quick: bool) -> io::Result<()> {
     ];
     println!("process: {reps} interleaved repetition(s), median");
     println!(
-        "{:<38} {:>14} {:>14} {:>8}",
-        "workload", "tulip", "tokio", "÷ tokio"
+        "{:<36} {:>14} {:>14} {:>14} {:>8} {:>8}",
+        "workload", "tulip", "tokio", "async-process", "÷ tokio", "÷ a-p"
     );
     for (name, w, unit, amount) in rows {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut rb, mut rc) = (Vec::new(), Vec::new());
         for _ in 0..reps {
-            a.push(amount / tulip_run(w)?.as_secs_f64());
-            b.push(amount / tokio_run(w)?.as_secs_f64());
+            let x = amount / tulip_run(w)?.as_secs_f64();
+            let y = amount / tokio_run(w)?.as_secs_f64();
+            let z = amount / smol_run(w)?.as_secs_f64();
+            rb.push(x / y);
+            rc.push(x / z);
+            a.push(x);
+            b.push(y);
+            c.push(z);
         }
-        let (a, b) = (median(a), median(b));
+        // The ratios are the medians of the paired ratios (same repetition), not the
+        // ratios of the medians.
         println!(
-            "{name:<38} {:>9.0} {unit:<4} {:>9.0} {unit:<4} {:>8.2}",
-            a,
-            b,
-            a / b
+            "{name:<36} {:>9.0} {unit:<4} {:>9.0} {unit:<4} {:>9.0} {unit:<4} {:>8.2} {:>8.2}",
+            median(a),
+            median(b),
+            median(c),
+            median(rb),
+            median(rc)
         );
     }
     println!();
