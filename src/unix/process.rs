@@ -17,10 +17,13 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use futures_io::AsyncRead as _;
+
 use super::child::{self, ChildWatch};
 use crate::event_loop::{EventLoop, get_running_loop};
 use crate::streams::{DEFAULT_LIMIT, StreamReader, StreamWriter, pipe_pair};
 use crate::sys;
+use crate::transports::{ExtraInfo, Transport, TransportFd};
 
 /// Where a child's stdin, stdout or stderr goes (asyncio's `PIPE`, `DEVNULL`, `STDOUT`, a
 /// file descriptor, or `None` for inherit).
@@ -510,22 +513,10 @@ async fn communicate(
         ..
     } = p;
     let feed = async move {
-        let Some(w) = stdin else { return Ok(()) };
-        // In chunks, each drained before the next: the pipe takes most of it straight from
-        // `input`, and the write buffer never holds a copy of all of it.
-        // Water marks at 0: `drain` waits until the buffer is empty, so the next chunk goes
-        // straight to the pipe too.
-        let _ = w.transport().set_write_buffer_limits(Some(0), Some(0));
-        for chunk in input.unwrap_or_default().chunks(FEED_CHUNK) {
-            w.write(chunk);
-            match w.drain().await {
-                Err(e) if is_gone(&e) => break,
-                Err(e) => return Err(e),
-                Ok(()) => {}
-            }
+        match stdin {
+            Some(w) => feed(w, input.unwrap_or_default()).await,
+            None => Ok(()),
         }
-        w.close();
-        Ok(())
     };
     let (fed, out, err) = join3(feed, read_all(stdout.as_mut()), read_all(stderr.as_mut())).await;
     fed?;
@@ -534,30 +525,130 @@ async fn communicate(
     Ok((out, err))
 }
 
-/// Everything `r` gives until EOF (`None` without a reader): what is buffered is taken at
-/// each wake-up, so the stream never pauses reading (`read_to_eof` keeps it all in the
-/// reader, which pauses and resumes the pipe every 64 KiB past its limit).
-async fn read_all(r: Option<&mut StreamReader>) -> io::Result<Option<Vec<u8>>> {
+/// Writes `input` to the child's stdin, then closes it. Straight from `input` while the
+/// transport lets us write around it (its sendfile hook: nothing else writes meanwhile), as
+/// much as the pipe takes at a time; else in chunks through the transport.
+async fn feed(w: StreamWriter, input: &[u8]) -> io::Result<()> {
+    let r = match DirectWrite::begin(w.transport()) {
+        Some(d) => d.write_all(input).await,
+        None => feed_buffered(&w, input).await,
+    };
+    w.close();
     match r {
-        Some(r) => {
-            let mut out = Vec::new();
-            loop {
-                let c = r.read(usize::MAX).await?;
-                if c.is_empty() {
-                    return Ok(Some(out));
-                }
-                if out.is_empty() {
-                    out = c;
-                } else {
-                    out.extend_from_slice(&c);
-                }
-            }
-        }
-        None => Ok(None),
+        Err(e) if is_gone(&e) => Ok(()),
+        r => r,
     }
 }
 
-/// How much of `communicate`'s input is written at a time (a pipe's capacity on Linux).
+/// [`feed`] through the transport's write buffer, one chunk at a time.
+async fn feed_buffered(w: &StreamWriter, input: &[u8]) -> io::Result<()> {
+    // Water marks at 0: `drain` waits until the buffer is empty, so each chunk is tried
+    // straight on the pipe first and the buffer never holds a copy of all of `input`.
+    let _ = w.transport().set_write_buffer_limits(Some(0), Some(0));
+    for chunk in input.chunks(FEED_CHUNK) {
+        w.write(chunk);
+        w.drain().await?;
+    }
+    Ok(())
+}
+
+/// Writes on a pipe transport's descriptor directly, from the caller's slice (no copy into
+/// the write buffer), while the transport's sendfile hook holds its own writes back; the hook
+/// also waits for the pipe to be writable. Dropping it (done, or `communicate` cancelled)
+/// ends the hold, so a `close` waiting for it goes on.
+struct DirectWrite {
+    t: Transport,
+    fd: TransportFd,
+}
+
+impl DirectWrite {
+    /// `None` where the transport has no hook or it cannot begin (closing, busy).
+    fn begin(t: &Transport) -> Option<DirectWrite> {
+        let Some(ExtraInfo::Pipe(fd)) = t.get_extra_info("pipe") else {
+            return None;
+        };
+        t.inner.zero_copy()?.begin().ok()?;
+        Some(DirectWrite { t: t.clone(), fd })
+    }
+
+    async fn write_all(&self, input: &[u8]) -> io::Result<()> {
+        let mut off = 0;
+        poll_fn(|cx| {
+            for _ in 0..WRITE_BUDGET {
+                if off == input.len() {
+                    return Poll::Ready(Ok(()));
+                }
+                let Some(hook) = self.t.inner.zero_copy() else {
+                    return Poll::Ready(Err(stdin_closed()));
+                };
+                let rest = &input[off..];
+                match self.fd.with_fd(|fd| sys::write(fd.as_raw_fd(), rest)) {
+                    // The transport closed the pipe (its reader went away).
+                    None => return Poll::Ready(Err(stdin_closed())),
+                    Some(Ok(n)) => off += n,
+                    Some(Err(e)) if sys::is_would_block(&e) => {
+                        hook.wait_writable(cx);
+                        return Poll::Pending;
+                    }
+                    Some(Err(e)) => return Poll::Ready(Err(e)),
+                }
+            }
+            // The pipe keeps taking it: let the readers run too.
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl Drop for DirectWrite {
+    fn drop(&mut self) {
+        if let Some(hook) = self.t.inner.zero_copy() {
+            hook.end();
+        }
+    }
+}
+
+/// How many direct writes `communicate` makes before it lets other tasks run.
+const WRITE_BUDGET: usize = 16;
+
+fn stdin_closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the child's stdin was closed")
+}
+
+/// Everything `r` gives until EOF (`None` without a reader), read straight into the
+/// vector returned: the stream reader receives into it directly once reads are large, with
+/// no copy through the loop's shared buffer and the stream's buffer.
+async fn read_all(r: Option<&mut StreamReader>) -> io::Result<Option<Vec<u8>>> {
+    let Some(r) = r else { return Ok(None) };
+    // `out[..filled]` is data, `out[filled..]` zeroed room (each byte is zeroed once).
+    let mut out = Vec::new();
+    let mut filled = 0;
+    loop {
+        if filled == out.len() {
+            let grow = filled.clamp(READ_MIN, READ_MAX);
+            out.resize(filled + grow, 0);
+        }
+        let dest = &mut out[filled..];
+        let n = poll_fn(|cx| Pin::new(&mut *r).poll_read(cx, dest)).await?;
+        if n == 0 {
+            out.truncate(filled);
+            if out.capacity() - filled > READ_MIN {
+                out.shrink_to_fit();
+            }
+            return Ok(Some(out));
+        }
+        filled += n;
+    }
+}
+
+/// The room `read_all` starts with, and the most it adds at a time (past that the vector
+/// still doubles its capacity, but only this much is zeroed ahead of the data).
+const READ_MIN: usize = 16 * 1024;
+const READ_MAX: usize = 1024 * 1024;
+
+/// How much of `communicate`'s input is written at a time through the transport (a pipe's
+/// capacity on Linux).
 const FEED_CHUNK: usize = 64 * 1024;
 
 /// The child is gone: what writing to its stdin gets then.
