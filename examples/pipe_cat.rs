@@ -81,9 +81,15 @@ impl Protocol for Output {
     }
 
     fn connection_lost(&mut self, exc: Option<io::Error>) {
+        // A clean close while stdin is still open: stdout's reader went away with nothing
+        // buffered (asyncio reports that as no error); for `cat` it is a broken pipe all the same.
+        let early = self.stdin().is_some_and(|t| !t.is_closing());
         if let Some(t) = self.stdin() {
             t.close();
         }
+        let exc = exc.or_else(|| {
+            early.then(|| io::Error::new(io::ErrorKind::BrokenPipe, "stdout: the reader closed"))
+        });
         self.done.set_result(exc.map_or(Ok(()), Err));
     }
 }

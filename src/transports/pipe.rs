@@ -6,8 +6,9 @@
 //! A pipe end is a one-way stream ([`RawIo::one_way`]): the read end closes at EOF whatever
 //! `eof_received` answers, and `write_eof` on the write end closes it. The write end of a
 //! pipe, FIFO or socket is also watched for reading, as the seed does: it becomes "readable"
-//! only when the reader closed (`EPOLLERR`, `EV_EOF`), which fails the transport with
-//! `BrokenPipe` even when it has nothing to write. A character device is not (a tty's write
+//! only when the reader closed (`EPOLLERR`, `EV_EOF`), which closes the transport even when
+//! it has nothing to write (`connection_lost(None)` then, as the seed; `BrokenPipe` with data
+//! still buffered). A character device is not (a tty's write
 //! end is readable whenever someone types).
 //!
 //! # Invariant

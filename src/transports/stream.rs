@@ -197,6 +197,16 @@ impl<R: RawIo> StreamTransport<R> {
             Ok(ReadOutcome::Data | ReadOutcome::WouldBlock) => {}
             Ok(ReadOutcome::Wake) => wake_reader(&p),
             Ok(ReadOutcome::Eof) => self.read_eof(),
+            // A write pipe's reader closed: with nothing left to send, a plain close
+            // (asyncio's write pipe `_read_ready`: `connection_lost(None)`), else BrokenPipe.
+            Ok(ReadOutcome::Error(e))
+                if self.io.one_way()
+                    && e.kind() == io::ErrorKind::BrokenPipe
+                    && self.write_buf.borrow().is_empty()
+                    && !self.sendfile.is_active() =>
+            {
+                self.force_close(None)
+            }
             Ok(ReadOutcome::Error(e)) => self.fatal_error(e, "Fatal read error"),
             Err(payload) => {
                 self.core.panicked(payload);

@@ -52,10 +52,10 @@ pub struct ReadPipeTransport {
 /// drained, `abort`.
 ///
 /// [`write_eof`](WritePipeTransport::write_eof) is [`close`](WritePipeTransport::close): a
-/// pipe's EOF is its closing. When the reader closes, the protocol gets
-/// `connection_lost(Some(BrokenPipe))` — at once for a pipe, FIFO or socket, which the
-/// transport watches for it even when it has nothing to write (as the seed does; asyncio says
-/// `None` there when nothing was buffered, tulip says what happened); at the next write for a
+/// pipe's EOF is its closing. When the reader closes, the protocol gets `connection_lost`:
+/// `None` if nothing was buffered, `Some(BrokenPipe)` if data was still to be sent (the
+/// seed's rule) — at once for a pipe, FIFO or socket, which the transport watches for it even
+/// when it has nothing to write (as the seed does); at the next write for a
 /// character device, and where the selector does not report a pipe's reader closing
 /// (FreeBSD's kqueue, for one).
 ///
@@ -292,7 +292,7 @@ impl ReadPipeTransport {
         self.t.is_closing()
     }
 
-    /// `"pipe"`: the descriptor, as [`ExtraInfo::Fd`] (still owned by the transport), until
+    /// `"pipe"`: the descriptor, as [`ExtraInfo::Pipe`](crate::transports::ExtraInfo::Pipe) (still owned by the transport), until
     /// the transport is closed.
     pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
         self.t.get_extra_info(name)
@@ -386,7 +386,7 @@ impl WritePipeTransport {
         self.t.drain().await
     }
 
-    /// `"pipe"`: the descriptor, as [`ExtraInfo::Fd`] (still owned by the transport), until
+    /// `"pipe"`: the descriptor, as [`ExtraInfo::Pipe`](crate::transports::ExtraInfo::Pipe) (still owned by the transport), until
     /// the transport is closed.
     pub fn get_extra_info(&self, name: &str) -> Option<ExtraInfo> {
         self.t.get_extra_info(name)
