@@ -272,6 +272,12 @@ fn serve_tulip(addr: SocketAddr, ready: Ready) -> io::Result<()> {
     let lp = tulip::EventLoop::new()?;
     let opts = tulip::net::DatagramOptions::new().local_addr(&addr.ip().to_string(), addr.port());
     let (t, _) = lp.run_until_complete(tulip::create_datagram_endpoint(|| Echo(None), opts))?;
+    run_endpoint(lp, t, ready)
+}
+
+/// Runs a tulip datagram endpoint's loop until the bench stops it, then closes both (the
+/// ping-pong and flood servers share it).
+pub fn run_endpoint(lp: tulip::EventLoop, t: DatagramTransport, ready: Ready) -> io::Result<()> {
     let local = t
         .sockname()
         .and_then(|a| a.as_socket())

@@ -430,22 +430,7 @@ fn tulip_server(addr: SocketAddr, ready: Ready, gro: bool) -> io::Result<()> {
         .local_addr(&addr.ip().to_string(), addr.port())
         .gro(gro);
     let (t, _) = lp.run_until_complete(tulip::create_datagram_endpoint(|| Count, opts))?;
-    let local = t
-        .sockname()
-        .and_then(|a| a.as_socket())
-        .ok_or_else(|| io::Error::other("no UDP address"))?;
-    let handle = lp.handle();
-    ready(
-        local,
-        Box::new(move || {
-            let _ = handle.stop();
-        }),
-    );
-    lp.run_forever();
-    t.abort();
-    lp.run_until_complete(tulip::sleep(Duration::ZERO));
-    lp.close();
-    Ok(())
+    crate::udp::run_endpoint(lp, t, ready)
 }
 
 fn serve_tokio(addr: SocketAddr, ready: Ready) -> io::Result<()> {
