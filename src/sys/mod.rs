@@ -83,3 +83,7 @@ pub(crate) fn is_would_block(e: &stdio::Error) -> bool {
 pub(crate) fn bad_fd() -> stdio::Error {
     stdio::Error::from_raw_os_error(libc::EBADF)
 }
+
+/// The signal numbers the loop itself names (run's Ctrl-C, a child's terminate/kill), so that
+/// the layers above the fence need no `libc`.
+pub(crate) use libc::{SIGINT, SIGKILL, SIGTERM, c_int};

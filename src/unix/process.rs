@@ -481,7 +481,7 @@ impl Process {
     /// # Errors
     /// As [`send_signal`](Process::send_signal).
     pub fn terminate(&self) -> io::Result<()> {
-        self.watch.send_signal(libc::SIGTERM)
+        self.watch.send_signal(sys::SIGTERM)
     }
 
     /// Sends `SIGKILL`.
@@ -489,14 +489,14 @@ impl Process {
     /// # Errors
     /// As [`send_signal`](Process::send_signal).
     pub fn kill(&self) -> io::Result<()> {
-        self.watch.send_signal(libc::SIGKILL)
+        self.watch.send_signal(sys::SIGKILL)
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
         if self.kill_on_drop && self.watch.status().is_none() {
-            let _ = self.watch.send_signal(libc::SIGKILL);
+            let _ = self.watch.send_signal(sys::SIGKILL);
         }
     }
 }

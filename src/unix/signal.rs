@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use libc::c_int;
+use crate::sys::{SIGINT, c_int};
 use signal_hook_registry::SigId;
 
 use crate::event_loop::{EventLoop, FnCallback, Inner, Ready, Remote};
@@ -143,10 +143,10 @@ impl Shared {
     fn raise(&self, sig: c_int) {
         let (word, bit) = bit_of(sig);
         self.pending[word].fetch_or(bit, Ordering::SeqCst);
-        if sig == libc::SIGINT {
+        if sig == SIGINT {
             match self.interrupt.load(Ordering::SeqCst) {
                 INTERRUPT_ARMED => self.interrupt.store(INTERRUPT_FIRED, Ordering::SeqCst),
-                INTERRUPT_FIRED => sys::interrupt_now(libc::SIGINT),
+                INTERRUPT_FIRED => sys::interrupt_now(SIGINT),
                 _ => {}
             }
         }
@@ -238,7 +238,7 @@ impl LoopSignals {
                 }
             }
         };
-        if sig == libc::SIGINT {
+        if sig == SIGINT {
             self.run_interrupt.set(interrupt);
             let state = if interrupt {
                 INTERRUPT_ARMED
@@ -305,7 +305,7 @@ impl LoopSignals {
 
     /// Adds a stream for `sig` (a SIGINT stream replaces `run`'s Ctrl-C handler).
     fn add_stream(&self, sig: c_int, state: &Rc<StreamState>) -> io::Result<()> {
-        let replaces_run = sig == libc::SIGINT && self.run_interrupt.replace(false);
+        let replaces_run = sig == SIGINT && self.run_interrupt.replace(false);
         let old = self.with_slot(sig, |slot| {
             slot.streams.retain(|s| s.strong_count() > 0);
             slot.streams.push(Rc::downgrade(state));
@@ -422,7 +422,7 @@ impl EventLoop {
         if !sys::catchable(sig) || self.inner.is_closed() {
             return Ok(false);
         }
-        if sig == libc::SIGINT && self.inner.signals.run_interrupt.get() {
+        if sig == SIGINT && self.inner.signals.run_interrupt.get() {
             // `run`'s Ctrl-C handler is not one the program added (asyncio's is not a loop
             // handler either): there is nothing to remove, and it stays.
             return Ok(false);
@@ -590,7 +590,7 @@ pub(crate) struct Interrupt {
 /// Installs `run`'s SIGINT handler on `lp` — only on the main thread, and only if SIGINT
 /// has its default disposition (the program installed no handler of its own; asyncio's rule).
 pub(crate) fn install_interrupt(lp: &EventLoop) -> Option<Rc<Interrupt>> {
-    if !sys::is_main_thread() || !sys::disposition(libc::SIGINT).is_ok_and(|d| d.is_default()) {
+    if !sys::is_main_thread() || !sys::disposition(SIGINT).is_ok_and(|d| d.is_default()) {
         return None;
     }
     let state = Rc::new(Interrupt {
@@ -604,10 +604,7 @@ pub(crate) fn install_interrupt(lp: &EventLoop) -> Option<Rc<Interrupt>> {
             w.wake();
         }
     });
-    lp.inner
-        .signals
-        .set_callback(libc::SIGINT, Some(cb), true)
-        .ok()?;
+    lp.inner.signals.set_callback(SIGINT, Some(cb), true).ok()?;
     Some(state)
 }
 
@@ -655,5 +652,5 @@ impl<F: Future> Future for Interruptible<F> {
 /// After an interrupted `run` closed its loop: the process dies of SIGINT, as an unhandled
 /// Ctrl-C ends it (status 130 in a shell).
 pub(crate) fn die_of_sigint() -> ! {
-    sys::die_of(libc::SIGINT)
+    sys::die_of(SIGINT)
 }

@@ -247,7 +247,7 @@ impl SubprocessTransport {
     /// # Errors
     /// As [`send_signal`](SubprocessTransport::send_signal).
     pub fn terminate(&self) -> io::Result<()> {
-        self.send_signal(libc::SIGTERM)
+        self.send_signal(crate::sys::SIGTERM)
     }
 
     /// Sends `SIGKILL`.
@@ -255,7 +255,7 @@ impl SubprocessTransport {
     /// # Errors
     /// As [`send_signal`](SubprocessTransport::send_signal).
     pub fn kill(&self) -> io::Result<()> {
-        self.send_signal(libc::SIGKILL)
+        self.send_signal(crate::sys::SIGKILL)
     }
 
     /// Closes the pipes and kills the child if it still runs (as asyncio does); the
@@ -270,7 +270,7 @@ impl SubprocessTransport {
             t.close();
         }
         if self.inner.watch.status().is_none() {
-            let _ = self.inner.watch.send_signal(libc::SIGKILL);
+            let _ = self.inner.watch.send_signal(crate::sys::SIGKILL);
         }
     }
 
