@@ -113,7 +113,7 @@ pub struct AddrInfo {
 /// `host` is a name or an IP literal; an empty `host` is "no host" (asyncio's `None`): the
 /// loopback addresses, or with [`passive`](AddrInfoHints::passive) the wildcard ones. The
 /// port is numeric (no service names). The lookup is `getaddrinfo(3)`, run on the default
-/// executor (like [`run_in_executor`](crate::run_in_executor), so it counts for
+/// executor (like [`run_in_executor`], so it counts for
 /// [`shutdown_default_executor`](crate::EventLoop::shutdown_default_executor) and is refused
 /// after it); it starts when `getaddrinfo` is called. Results that are not IPv4 or IPv6
 /// addresses are left out.
@@ -170,7 +170,7 @@ fn lookup(node: Option<String>, port: u16, hints: AddrInfoHints) -> GetAddrInfo 
 /// # Cancel safety
 /// Dropping it abandons the lookup: a lookup not started yet never runs, one under way
 /// finishes on its pool thread and its result is dropped (see
-/// [`RunInExecutor`](crate::RunInExecutor)).
+/// [`RunInExecutor`]).
 #[must_use = "futures do nothing unless awaited"]
 pub struct GetAddrInfo {
     job: RunInExecutor<io::Result<Vec<AddrInfo>>>,

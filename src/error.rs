@@ -162,7 +162,7 @@ impl From<ResolveError> for io::Error {
 /// or this transport (asyncio's `SendfileNotAvailableError`); its `io::ErrorKind` is
 /// `Unsupported`.
 ///
-/// [`sock_sendfile`](crate::sock_sendfile) and [`sendfile`](crate::sendfile) return it when
+/// [`sock_sendfile`](crate::sock_sendfile) and [`sendfile`](fn@crate::sendfile) return it when
 /// called with `fallback: false` on something `sendfile(2)` cannot send: a file that is not
 /// a regular file (a pipe, a terminal), a TLS or pipe transport, a system without the call.
 /// With `fallback: true` they copy instead.

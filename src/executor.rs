@@ -3,7 +3,7 @@
 //!
 //! The pool is global (one per process, grown on demand, idle threads retired); what belongs
 //! to a loop is the count of its jobs still on the pool and whether its executor was shut
-//! down. That per-loop state is [`LoopJobs`], a field of the loop.
+//! down. That per-loop state is `LoopJobs`, a field of the loop.
 
 use std::cell::{Cell, OnceCell};
 use std::fmt;

@@ -123,7 +123,7 @@
 //! | `loop.getaddrinfo` / `loop.getnameinfo` | [`getaddrinfo`] with [`AddrInfoHints`](dns::AddrInfoHints) → [`AddrInfo`](dns::AddrInfo), [`getnameinfo`] with [`NameInfoFlags`](dns::NameInfoFlags) |
 //! | `asyncio.run_coroutine_threadsafe(coro, loop)` | [`run_coroutine_threadsafe`] → [`ConcurrentFuture`] |
 //! | `loop.call_soon_threadsafe(fut.set_result, v)` | [`oneshot`] → [`Completer`], [`ConcurrentFuture`] |
-//! | `loop.sendfile` / `loop.sock_sendfile` | [`sendfile`] / [`sock_sendfile`] ([`SendfileNotAvailable`]) |
+//! | `loop.sendfile` / `loop.sock_sendfile` | [`sendfile`](fn@sendfile) / [`sock_sendfile`] ([`SendfileNotAvailable`]) |
 //! | `loop.connect_read_pipe` / `connect_write_pipe` | [`unix::connect_read_pipe`] → [`unix::ReadPipeTransport`], [`unix::connect_write_pipe`] → [`unix::WritePipeTransport`] |
 //! | a `StreamReader` / `StreamWriter` over a pipe, `sys.stdin` / `sys.stdout` | [`unix::open_read_pipe`], [`unix::open_write_pipe`], [`unix::stdin`], [`unix::stdout`] |
 //! | `loop.add_signal_handler` / `remove_signal_handler` | [`EventLoop::add_signal_handler`], [`EventLoop::remove_signal_handler`]; as a stream: [`signal`] |
