@@ -1,9 +1,10 @@
 //! TLS end of file: a peer that closes TCP after the handshake without sending
 //! `close_notify` is an EOF by default (asyncio and Python's `ssl`, `suppress_ragged_eofs`):
 //! `eof_received`, then `connection_lost(None)`, and a stream's `read_to_eof` returns the
-//! data. `TlsOptions::require_close_notify(true)` makes it a truncation instead (see
-//! the `..._when_close_notify_is_required` tests in `tests/tls.rs` and `tests/tls_close.rs`). `eof_received` returning
-//! `true` has no effect under TLS and is warned about once. Not a received byte is lost.
+//! data. `TlsOptions::require_close_notify(true)` makes it a truncation instead (see the
+//! `..._when_close_notify_is_required` tests in `tests/tls.rs` and `tests/tls_close.rs`).
+//! `eof_received` returning `true` has no effect under TLS and is warned about once. Not a
+//! received byte is lost.
 //!
 //! The tests translated from CPython name their source (`Lib/test/test_asyncio/test_ssl.py`).
 //! The peers are blocking rustls streams in std threads; certificates are made at test time.
