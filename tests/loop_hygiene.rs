@@ -2,8 +2,8 @@
 //! unclosed loop release the transports, servers and tasks still registered on it, with
 //! their file descriptors (counted in `/proc/self/fd`).
 //!
-//! The tests that count fds hold one lock, so no other test of this binary opens or closes
-//! descriptors while they count.
+//! Every test holds one lock (the fd-counting ones count while no other test of this binary
+//! can open or close a descriptor).
 
 mod support;
 
@@ -177,6 +177,7 @@ fn dropping_an_unclosed_loop_while_a_task_holds_a_clone_leaks_no_fd() {
 
 #[test]
 fn a_clone_outliving_the_owner_finds_the_loop_closed() {
+    let _l = fd_lock();
     let lp = EventLoop::new().expect("loop");
     let clone = lp.clone();
     drop(clone.clone());
@@ -188,6 +189,7 @@ fn a_clone_outliving_the_owner_finds_the_loop_closed() {
 
 #[test]
 fn dropping_the_owner_while_the_loop_runs_closes_it_after_the_run() {
+    let _l = fd_lock();
     let lp = EventLoop::new().expect("loop");
     let clone = lp.clone();
     let owner = RefCell::new(Some(lp));
@@ -221,6 +223,7 @@ fn a_server_dropped_without_close_closes_its_listening_socket() {
 
 #[test]
 fn a_server_clone_keeps_it_open() {
+    let _l = fd_lock();
     tulip::run(async {
         let server = tulip::create_server(
             Counts::default().keeper_factory(),
