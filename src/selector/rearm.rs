@@ -194,11 +194,20 @@ impl Selector {
     /// Before a wait (`blocks`: with a timeout other than zero): re-arms the suspects that
     /// are due, and tells the watchdog if the loop is about to block with suspects left.
     /// Returns whether it did, so that [`after_wait`](Selector::after_wait) must follow.
-    #[inline]
+    ///
+    /// Always inlined: it runs once per loop iteration and almost always finds no suspect
+    /// (the rest is out of line in `before_wait_suspects`).
+    #[inline(always)]
     pub(super) fn before_wait(&self, blocks: bool) -> bool {
         if self.rearm.is_empty() {
             return false;
         }
+        self.before_wait_suspects(blocks)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn before_wait_suspects(&self, blocks: bool) -> bool {
         let timed_out = self.rearm.watched.take_verify();
         if self.check_suspects(timed_out) && blocks {
             self.rearm.watched.blocking();
