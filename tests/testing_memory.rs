@@ -544,3 +544,88 @@ fn works_on_a_loop_that_is_not_running_yet() {
     assert!(sock.is_closed());
     lp.close();
 }
+
+// ---- panics, hand-over, the loop closing ------------------------------------------------
+
+#[tulip::test]
+async fn a_panicking_protocol_is_reported_and_its_connection_aborted() {
+    let _w = support::watchdog("panic", 10);
+    let seen = capture_exceptions();
+    let p = Probe::new();
+    let sock = MemorySocket::new();
+    let (_t, _) = sock.connect(Rec::new(&p).panic_on_data("boom"));
+    sock.feed(b"x");
+    settle().await;
+    assert_eq!(
+        p.events(),
+        [
+            Event::CM,
+            Event::DR(1),
+            Event::CL(Some(io::ErrorKind::Other))
+        ]
+    );
+    assert_eq!(seen.borrow().len(), 1);
+    assert_eq!(seen.borrow()[0].1.as_deref(), Some("boom"));
+    assert!(sock.is_closed());
+}
+
+#[tulip::test]
+async fn a_protocol_hands_the_connection_to_streams() {
+    let _w = support::watchdog("into_streams", 10);
+    let sock = MemorySocket::new();
+    let got = Rc::new(RefCell::new(None));
+    let g = got.clone();
+    /// Reads one greeting line with callbacks, then goes on with streams.
+    struct Greeting(Option<Transport>, Rc<RefCell<Option<tulip::Task<Vec<u8>>>>>);
+    impl Protocol for Greeting {
+        fn connection_made(&mut self, t: &Transport) {
+            self.0 = Some(t.clone());
+        }
+        fn data_received(&mut self, data: &[u8]) {
+            let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+                return;
+            };
+            let t = self.0.take().expect("one greeting");
+            let (mut r, w) = t.into_streams(&data[nl + 1..], None);
+            *self.1.borrow_mut() = Some(tulip::spawn(async move {
+                let line = r.readline().await.unwrap();
+                w.write(b"thanks\n");
+                line
+            }));
+        }
+    }
+    let (_t, _) = sock.connect(Greeting(None, g));
+    sock.feed(b"HELLO\nfirst ");
+    sock.feed(b"request\n");
+    settle().await;
+    let task = got.borrow_mut().take().expect("handed over");
+    assert_eq!(task.await, b"first request\n");
+    settle().await;
+    assert_eq!(sock.written(), b"thanks\n");
+}
+
+#[test]
+fn a_loop_closing_with_memory_transports_open_releases_them() {
+    let _w = support::watchdog("loop_close", 10);
+    let (a, b) = MemorySocket::pair();
+    let (a2, b2) = (a.clone(), b.clone());
+    let lost = Rc::new(RefCell::new(0));
+    struct Count(Rc<RefCell<u32>>);
+    impl Protocol for Count {
+        fn connection_lost(&mut self, _: Option<io::Error>) {
+            *self.0.borrow_mut() += 1;
+        }
+    }
+    let (l1, l2) = (lost.clone(), lost.clone());
+    tulip::run(async move {
+        let (ta, _) = a2.connect(Count(l1));
+        let (_tb, _) = b2.connect(Count(l2));
+        a2.pause_peer_reading();
+        ta.write(b"stuck in the buffer");
+        settle().await;
+    });
+    // The loop closed them: no connection_lost (asyncio: a transport collected unclosed),
+    // and both ends were let go of.
+    assert_eq!(*lost.borrow(), 0);
+    assert!(a.is_closed() && b.is_closed());
+}

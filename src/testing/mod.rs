@@ -24,6 +24,10 @@
 //!   writer's writes block once [`capacity`](MemorySocket::set_capacity) bytes are in
 //!   flight — the backpressure of a real socket. The knobs work on each end all the same.
 //!
+//! The module is always compiled, with no cargo feature: it needs no dependency, a program
+//! that does not call it links none of it, and a test helper that must first be switched on
+//! is one that users of asyncio and Twisted (whose helpers ship with the library) do not find.
+//!
 //! ```
 //! use tulip::testing::{MemorySocket, settle};
 //! use tulip::{Protocol, Transport};
