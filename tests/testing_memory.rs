@@ -629,3 +629,44 @@ fn a_loop_closing_with_memory_transports_open_releases_them() {
     assert_eq!(*lost.borrow(), 0);
     assert!(a.is_closed() && b.is_closed());
 }
+
+#[tulip::test]
+async fn sendfile_copies_through_a_memory_transport_and_holds_writes_back() {
+    let _w = support::watchdog("sendfile", 10);
+    let dir = std::env::temp_dir().join(format!("tulip-testing-sendfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("data");
+    let data: Vec<u8> = (0..150_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let p = Probe::new();
+    let sock = MemorySocket::new();
+    let (t, _) = sock.connect(Rec::new(&p));
+    settle().await;
+    t.write(b"head:");
+    // No fd to sendfile(2) to: without the fallback it is refused, with it the file is copied.
+    let err = tulip::sendfile(&t, &file, 0, None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        tulip::SendfileNotAvailable::from_io(&err).is_some(),
+        "{err}"
+    );
+    sock.pause_peer_reading();
+    let t2 = t.clone();
+    let resume = sock.clone();
+    tulip::get_running_loop().call_soon(move || {
+        t2.write(b":tail"); // while the file is being sent: held until after it
+        resume.resume_peer_reading();
+    });
+    let sent = tulip::sendfile(&t, &file, 0, None, true).await.unwrap();
+    assert_eq!(sent, data.len() as u64);
+    t.close();
+    settle().await;
+    let mut want = b"head:".to_vec();
+    want.extend_from_slice(&data);
+    want.extend_from_slice(b":tail");
+    assert_eq!(sock.written(), want);
+    assert_eq!(p.lost_kind(), Some(None));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -227,7 +227,8 @@ impl MemorySocket {
     /// read or write fails with `ConnectionReset` — `connection_lost(Some(ConnectionReset))`.
     /// A transport that is reading, or has data to send, hears of it at once; one that
     /// paused reading with nothing to send, when it next reads or writes (a socket's reset
-    /// is found the same way).
+    /// is found the same way). Only this end is reset: a peer with a transport sees this end
+    /// close (an EOF) once its transport lets go of it.
     pub fn reset(&self) {
         self.side.reset();
     }
@@ -286,6 +287,7 @@ impl MemorySocket {
     /// How many bytes this end may have in flight — written, not yet read by the peer's
     /// transport — before its writes block (a socket's buffers; 64 KiB by default). Only
     /// a peer with a transport counts: the test ([`new`](MemorySocket::new)) reads at once.
+    /// A capacity of 0 blocks every write, as [`pause_peer_reading`](MemorySocket::pause_peer_reading).
     pub fn set_capacity(&self, bytes: usize) {
         self.side.set_capacity(bytes);
     }
