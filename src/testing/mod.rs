@@ -287,7 +287,8 @@ impl MemorySocket {
     /// How many bytes this end may have in flight — written, not yet read by the peer's
     /// transport — before its writes block (a socket's buffers; 64 KiB by default). Only
     /// a peer with a transport counts: the test ([`new`](MemorySocket::new)) reads at once.
-    /// A capacity of 0 blocks every write, as [`pause_peer_reading`](MemorySocket::pause_peer_reading).
+    /// A capacity of 0 blocks every write, as
+    /// [`pause_peer_reading`](MemorySocket::pause_peer_reading) does.
     pub fn set_capacity(&self, bytes: usize) {
         self.side.set_capacity(bytes);
     }
