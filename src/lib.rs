@@ -82,6 +82,8 @@
 //!   [`ShutdownDefaultExecutor`](executor::ShutdownDefaultExecutor) futures;
 //! - [`sendfile`](mod@sendfile): the [`Sendfile`](sendfile::Sendfile) and
 //!   [`SockSendfile`](sendfile::SockSendfile) futures;
+//! - [`testing`]: [`MemorySocket`](testing::MemorySocket) (connections in memory that drive
+//!   real protocols and streams without sockets) and [`settle`](testing::settle);
 //! - `hyper`: `TulipExecutor`, `TulipTimer`, `TulipSleep`, and `hyper::rt::Read`/`Write` for
 //!   [`Stream`] (feature `hyper`: hyper 1.x on tulip).
 //!
@@ -233,6 +235,7 @@ pub mod sock;
 pub mod streams;
 mod sys;
 pub mod task;
+pub mod testing;
 mod threadsafe;
 pub mod time;
 #[cfg(feature = "tls")]

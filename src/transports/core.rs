@@ -562,3 +562,32 @@ impl std::fmt::Debug for IoWatch {
         f.debug_struct("IoWatch").field("dir", &self.dir).finish()
     }
 }
+
+/// For a stream the selector does not watch (`tulip::testing`'s memory streams, through
+/// `RawIo::add_watch`): the callback is kept here as for an fd, but the stream runs it.
+impl IoWatch {
+    /// The reader or writer side.
+    pub(crate) fn direction(&self) -> Direction {
+        self.dir
+    }
+
+    /// The callback, made with `make` the first time.
+    pub(crate) fn callback(
+        &self,
+        make: impl FnOnce() -> Option<Rc<IoCallback>>,
+    ) -> Option<Rc<IoCallback>> {
+        let mut c = self.cb.borrow_mut();
+        if c.is_none() {
+            *c = make();
+        }
+        c.clone()
+    }
+
+    /// Disarms the callback for good, with no selector to tell (see [`close`](IoWatch::close)).
+    pub(crate) fn disarm(&self) {
+        let cb = self.cb.borrow_mut().take();
+        if let Some(cb) = cb {
+            cb.active.set(false);
+        }
+    }
+}

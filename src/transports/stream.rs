@@ -70,6 +70,32 @@ pub(crate) trait RawIo: 'static {
     fn read_into(&self, p: &mut dyn ProtoObj, shared: &mut [u8]) -> ReadOutcome {
         p.read(&mut |buf| self.read(buf), shared)
     }
+
+    /// Arms the transport's reader or writer (`w`): with the selector, for `fd`. A stream
+    /// the selector cannot watch (`tulip::testing`'s memory streams) takes the callback
+    /// and runs it itself when it is ready.
+    #[inline(always)]
+    fn add_watch(
+        &self,
+        w: &IoWatch,
+        lp: &EventLoop,
+        fd: RawFd,
+        make: impl FnOnce() -> Option<Rc<IoCallback>>,
+    ) -> io::Result<()> {
+        w.add(lp, fd, make)
+    }
+
+    /// Disarms what [`add_watch`](RawIo::add_watch) armed (a no-op if nothing is).
+    #[inline(always)]
+    fn remove_watch(&self, w: &IoWatch, lp: &EventLoop, fd: RawFd) {
+        w.remove(lp, fd);
+    }
+
+    /// Disarms `w` for good, before [`close`](RawIo::close).
+    #[inline(always)]
+    fn close_watch(&self, w: &IoWatch, lp: &EventLoop, fd: RawFd) {
+        w.close(lp, fd);
+    }
 }
 
 /// A read into a buffer of its own, for when the loop's shared buffer is in use.
@@ -165,13 +191,16 @@ impl<R: RawIo> StreamTransport<R> {
             });
             Some(cb)
         };
-        if let Err(e) = self.reader.add(&self.core.lp, self.fd, make) {
+        if let Err(e) = self
+            .io
+            .add_watch(&self.reader, &self.core.lp, self.fd, make)
+        {
             self.fatal_error(e, "cannot watch the transport for reading");
         }
     }
 
     fn remove_reader(&self) {
-        self.reader.remove(&self.core.lp, self.fd);
+        self.io.remove_watch(&self.reader, &self.core.lp, self.fd);
     }
 
     #[inline]
@@ -245,13 +274,16 @@ impl<R: RawIo> StreamTransport<R> {
             });
             Some(cb)
         };
-        if let Err(e) = self.writer.add(&self.core.lp, self.fd, make) {
+        if let Err(e) = self
+            .io
+            .add_watch(&self.writer, &self.core.lp, self.fd, make)
+        {
             self.fatal_error(e, "cannot watch the transport for writing");
         }
     }
 
     fn remove_writer(&self) {
-        self.writer.remove(&self.core.lp, self.fd);
+        self.io.remove_watch(&self.writer, &self.core.lp, self.fd);
     }
 
     fn write_ready(&self) {
@@ -391,8 +423,8 @@ impl<R: RawIo> Host for StreamTransport<R> {
 
     fn release(&self) {
         let lp = &self.core.lp;
-        self.reader.close(lp, self.fd);
-        self.writer.close(lp, self.fd);
+        self.io.close_watch(&self.reader, lp, self.fd);
+        self.io.close_watch(&self.writer, lp, self.fd);
         self.io.close();
         self.write_buf.borrow_mut().clear();
         self.sendfile.clear();
