@@ -286,6 +286,7 @@ fn http_hello_obeys_flow_control() {
 #[cfg(feature = "hyper")]
 #[test]
 fn hyper_server_and_client() {
+    use std::process::Command;
     let _watchdog = watchdog("hyper_server_and_client");
     let server = Server::start("hyper_server");
 
