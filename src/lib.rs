@@ -276,6 +276,9 @@ pub use threadsafe::{Completer, ConcurrentFuture, oneshot, run_coroutine_threads
 
 pub use task::run_with;
 
+mod task_info;
+pub use task_info::{all_tasks, current_task};
+
 mod task_group;
 mod time_interval;
 pub use task_group::{TaskGroup, TaskGroupError};

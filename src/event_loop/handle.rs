@@ -22,6 +22,9 @@ pub(crate) trait Callback {
     fn state(&self) -> &Cell<u8>;
     /// Drops whatever the callback holds (called on cancel).
     fn clear(&self);
+    /// What the callback is, for slow-callback reports and `EventLoop::dump`: the closure's
+    /// type name (`std::any::type_name`), which stays known after the closure ran.
+    fn type_name(&self) -> &'static str;
 }
 
 /// Cancels `cb`; returns whether it was still pending (neither run nor cancelled before).
@@ -66,6 +69,9 @@ impl<F: FnOnce()> Callback for FnCallback<F> {
     }
     fn clear(&self) {
         drop(self.f.take());
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<F>()
     }
 }
 
@@ -116,6 +122,9 @@ impl Callback for WakerCallback {
     fn clear(&self) {
         let waker = self.waker.borrow_mut().take();
         drop(waker);
+    }
+    fn type_name(&self) -> &'static str {
+        "a timer that wakes a task (sleep, timeout)"
     }
 }
 

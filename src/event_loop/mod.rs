@@ -2,6 +2,7 @@
 //! as asyncio's `BaseEventLoop._run_once` does.
 
 mod context;
+mod dump;
 mod exception;
 mod handle;
 mod ready;
@@ -71,10 +72,13 @@ pub(crate) struct Inner {
     stopping: Cell<bool>,
     closed: Cell<bool>,
     debug: Cell<bool>,
+    /// Slow callbacks are reported outside of debug mode too (`dump.rs`).
+    watch_slow: Cell<bool>,
     slow_callback: Cell<Duration>,
     handler: RefCell<Option<ExceptionHandler>>,
-    /// Wakers of the live tasks, with their ids, so that `close` can cancel them.
-    pub(crate) tasks: RefCell<Slab<(u64, Waker)>>,
+    /// The live tasks: their wakers, so that `close` can cancel them, and what they are
+    /// (names, spawn locations: `task_info.rs`).
+    pub(crate) tasks: RefCell<Slab<crate::task_info::TaskEntry>>,
     /// The id of the next task (tells a reused slab key from the task that had it).
     pub(crate) next_task_id: Cell<u64>,
     inbox_buf: RefCell<Vec<RemoteItem>>,
@@ -240,10 +244,11 @@ impl EventLoop {
                 stopping: Cell::new(false),
                 closed: Cell::new(false),
                 debug: Cell::new(debug),
+                watch_slow: Cell::new(false),
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
                 handler: RefCell::new(None),
                 tasks: RefCell::new(Slab::new()),
-                next_task_id: Cell::new(0),
+                next_task_id: Cell::new(1),
                 inbox_buf: RefCell::new(Vec::new()),
                 read_buf: RefCell::new(Vec::new()),
                 resources: Resources::default(),
@@ -525,12 +530,14 @@ impl EventLoop {
     ///
     /// # Panics
     /// If the loop is closed.
+    #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        crate::task::spawn_on(&self.inner, fut)
+        let location = std::panic::Location::caller();
+        crate::task::spawn_with(&self.inner, fut, None, location)
     }
 
     // ---- errors and debugging -----------------------------------------------------------
@@ -721,8 +728,10 @@ impl Inner {
 
     /// The run phase for the first `left` items of the ready queue.
     fn run_ready_n(&self, mut left: usize, mut main: Option<&mut dyn FnMut()>) {
-        let debug = self.debug.get();
+        let debug = self.debug.get() || self.watch_slow.get();
         let in_main = Cell::new(false);
+        // In debug mode: what runs, so that a panic's report can say (`dump.rs`).
+        let running = Cell::new(None);
         while left > 0 {
             let r = catch_unwind(AssertUnwindSafe(|| {
                 while left > 0 {
@@ -732,15 +741,16 @@ impl Inner {
                         break;
                     };
                     if debug {
-                        let what = describe(&item);
+                        // What it is, taken before it runs (it may be gone after), for
+                        // nothing more than a copy; described only if it was slow.
+                        let what = dump::Step::of(&item);
+                        running.set(Some(what));
                         let t0 = Instant::now();
                         self.run_item(item, &mut main, &in_main);
                         let dt = t0.elapsed();
+                        running.set(None);
                         if dt >= self.slow_callback.get() {
-                            warn_or_stderr!(
-                                "Executing {what} took {:.3} seconds",
-                                dt.as_secs_f64()
-                            );
+                            self.report_slow(what, dt);
                         }
                     } else {
                         self.run_item(item, &mut main, &in_main);
@@ -751,7 +761,8 @@ impl Inner {
                 if in_main.get() {
                     resume_unwind(p);
                 }
-                self.report(ExceptionContext::new("Exception in callback").with_panic(p));
+                let ctx = ExceptionContext::new("Exception in callback").with_panic(p);
+                self.report(self.with_step(ctx, running.take()));
             }
         }
     }
@@ -823,8 +834,8 @@ impl Inner {
             }
             // Waking puts each task's runnable on the queue; dropping the runnable instead of
             // running it drops the task's future.
-            for (_, (_, w)) in tasks {
-                w.wake();
+            for (_, t) in tasks {
+                t.waker.wake();
             }
             if self.remote.has_pending() {
                 self.drain_inbox();
@@ -864,14 +875,4 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
         now.checked_add(Duration::from_secs(30 * 365 * 86_400))
             .unwrap_or(now)
     })
-}
-
-fn describe(item: &Ready) -> &'static str {
-    match item {
-        Ready::Callback(_) => "callback",
-        Ready::Io(_) => "reader/writer callback",
-        Ready::Runnable(_) => "task step",
-        Ready::Remote(_) => "threadsafe callback",
-        Ready::Main => "main future",
-    }
 }

@@ -85,6 +85,16 @@ impl Resources {
         self.slab.borrow().get(key)?.upgrade()
     }
 
+    /// Every registered resource that is still alive, in registration order
+    /// (`EventLoop::dump`); the registry keeps them.
+    pub(crate) fn live(&self) -> Vec<Rc<dyn Resource>> {
+        self.slab
+            .borrow()
+            .iter()
+            .filter_map(|(_, w)| w.upgrade())
+            .collect()
+    }
+
     /// Takes every registered resource that is still alive, leaving the registry empty: their
     /// keys are stale from now on, and [`Resource::close_with_loop`] forgets them.
     pub(crate) fn take_all(&self) -> Vec<Rc<dyn Resource>> {
