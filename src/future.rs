@@ -141,8 +141,12 @@ impl<T: 'static> LoopFuture<T> {
         self.complete(State::Done(Err(err)));
     }
 
-    /// Cancels the future; returns `false` if it was already done or cancelled.
+    /// Cancels the future; returns `false` if it was already done or cancelled. Either way
+    /// an error it holds counts as retrieved (asyncio's `cancel` clears `__log_traceback`).
     pub fn cancel(&self) -> bool {
+        // As asyncio: asking to cancel means the caller is done with the future, so an
+        // error it already had is not reported either.
+        self.shared.retrieved.set(true);
         if self.done() {
             return false;
         }

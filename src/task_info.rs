@@ -199,6 +199,13 @@ impl Inner {
         Some(e.meta.info(state))
     }
 
+    /// What the task of a runnable is, if it is still registered.
+    pub(crate) fn task_meta(&self, step: StepMeta) -> Option<Rc<TaskMeta>> {
+        let tasks = self.tasks.try_borrow().ok()?;
+        let e = tasks.get(step.key)?;
+        (e.meta.id == step.id).then(|| e.meta.clone())
+    }
+
     /// Snapshots of every live task, in id order.
     pub(crate) fn task_infos(&self) -> Vec<TaskInfo> {
         let current = current_key();

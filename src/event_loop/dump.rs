@@ -13,20 +13,20 @@ use std::time::{Duration, Instant};
 use super::ready::Ready;
 use super::{EventLoop, ExceptionContext, Inner, warn_or_stderr};
 use crate::selector::{Direction, READ, WRITE};
-use crate::task_info::StepMeta;
+use crate::task_info::TaskMeta;
 
 /// How many timers [`EventLoop::dump`] lists by deadline.
 const TIMERS_LISTED: usize = 5;
 
 /// What a ready-queue entry is, taken before it runs: a few words, no allocation.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(super) enum Step {
     /// `call_soon`, a timer, a done callback: the closure's type name.
     Callback(&'static str),
     /// A reader or writer callback (its address finds its fd afterwards).
     Io { cb: *const (), name: &'static str },
-    /// A task's step.
-    Task(StepMeta),
+    /// A task's step: what the task is, taken before the step (which may end it).
+    Task(Option<Rc<TaskMeta>>),
     /// A `call_soon_threadsafe` callback.
     Threadsafe,
     /// The future of `run_until_complete`.
@@ -35,14 +35,14 @@ pub(super) enum Step {
 
 impl Step {
     #[inline]
-    pub(super) fn of(item: &Ready) -> Step {
+    pub(super) fn of(inner: &Inner, item: &Ready) -> Step {
         match item {
             Ready::Callback(cb) => Step::Callback(cb.type_name()),
             Ready::Io(cb) => Step::Io {
                 cb: Rc::as_ptr(cb).cast::<()>(),
                 name: cb.f.type_name(),
             },
-            Ready::Runnable(r) => Step::Task(*r.metadata()),
+            Ready::Runnable(r) => Step::Task(inner.task_meta(*r.metadata())),
             Ready::Remote(_) => Step::Threadsafe,
             Ready::Main => Step::Main,
         }
@@ -68,15 +68,13 @@ impl Inner {
                 }
                 None => format!("reader/writer callback {name} (removed since)"),
             },
-            Step::Task(m) => match self.task_info(m.key, Some(m.id)) {
-                Some(t) => format!(
-                    "step of task {} spawned at {} ({})",
-                    t.name(),
-                    t.location(),
-                    t.future_type()
-                ),
-                None => format!("step of task {} (finished since)", m.id),
-            },
+            Step::Task(Some(m)) => format!(
+                "step of task {} spawned at {} ({})",
+                m.name(),
+                m.location,
+                m.future
+            ),
+            Step::Task(None) => "step of a task".to_owned(),
             Step::Threadsafe => "threadsafe callback (call_soon_threadsafe)".to_owned(),
             Step::Main => "the main future (run_until_complete)".to_owned(),
         }
@@ -96,10 +94,7 @@ impl Inner {
     pub(super) fn with_step(&self, ctx: ExceptionContext, step: Option<Step>) -> ExceptionContext {
         match step {
             None => ctx,
-            Some(Step::Task(m)) => match self.task_info(m.key, Some(m.id)) {
-                Some(t) => ctx.with_task(t),
-                None => ctx,
-            },
+            Some(Step::Task(Some(m))) => ctx.with_task(m.info(crate::task::TaskState::Running)),
             Some(step) => ctx.with_callback(self.describe_step(step)),
         }
     }

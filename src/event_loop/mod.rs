@@ -741,10 +741,10 @@ impl Inner {
                         break;
                     };
                     if debug {
-                        // What it is, taken before it runs (it may be gone after), for
-                        // nothing more than a copy; described only if it was slow.
-                        let what = dump::Step::of(&item);
-                        running.set(Some(what));
+                        // What it is, taken before it runs (it may be gone after), for a
+                        // copy and at most a refcount; described only if it was slow.
+                        let what = dump::Step::of(self, &item);
+                        running.set(Some(what.clone()));
                         let t0 = Instant::now();
                         self.run_item(item, &mut main, &in_main);
                         let dt = t0.elapsed();
