@@ -67,6 +67,8 @@
 //! - [`task`], for [`TaskGroup`]: [`GroupTask`](task::GroupTask),
 //!   [`RunTaskGroup`](task::RunTaskGroup), [`TaskFailure`](task::TaskFailure),
 //!   [`SpawnError`](task::SpawnError); [`time`], for [`interval`]: [`Interval`](time::Interval);
+//! - [`task`], for names and introspection ([`current_task`], [`all_tasks`]):
+//!   [`Builder`](task::Builder), [`TaskInfo`](task::TaskInfo), [`TaskState`](task::TaskState);
 //! - [`sock`]: [`SockRecv`](sock::SockRecv) … [`SockSendTo`](sock::SockSendTo), and the
 //!   [`Accept`](sock::Accept) and [`RecvFrom`](sock::RecvFrom) traits;
 //! - [`net`]: [`ConnectOptions`](net::ConnectOptions), [`ServerOptions`](net::ServerOptions),

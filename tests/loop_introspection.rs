@@ -110,10 +110,9 @@ fn log_slow_callbacks() {
 
     // A slow task: named by the task's name and spawn location.
     let l = lp.clone();
+    let b = Builder::new().name("stop_loop_coro");
     let line = line!() + 1;
-    let t = Builder::new()
-        .name("stop_loop_coro")
-        .spawn_on(&lp, async move { l.stop() });
+    let t = b.spawn_on(&lp, async move { l.stop() });
     lp.run_forever();
     let logs = take_logs(log::Level::Warn);
     let msg = logs
@@ -576,4 +575,30 @@ fn dump_lists_readers_timers_tasks_transports_and_servers() {
     assert!(idle.contains("tasks: 0"), "{idle}");
     lp.close();
     assert!(lp.dump().contains(": closed,"));
+}
+
+fn noop() {}
+
+// CPython: test_events.py HandleTests.test_handle_repr (a handle names its callback)
+#[test]
+fn handle_repr_names_the_callback() {
+    let lp = EventLoop::new().unwrap();
+    let h = lp.call_soon(noop);
+    let text = format!("{h:?}");
+    assert!(text.contains("loop_introspection::noop"), "{text}");
+    h.cancel();
+    assert!(format!("{h:?}").contains("cancelled: true"), "{h:?}");
+    lp.close();
+}
+
+// CPython: test_events.py TimerTests.test_timer_repr
+#[test]
+fn timer_repr_names_the_callback() {
+    let lp = EventLoop::new().unwrap();
+    let h = lp.call_later(Duration::from_secs(10), noop);
+    let text = format!("{h:?}");
+    assert!(text.contains("loop_introspection::noop"), "{text}");
+    assert!(text.contains("when"), "{text}");
+    h.cancel();
+    lp.close();
 }

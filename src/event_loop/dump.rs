@@ -6,6 +6,7 @@
 //! [`EventLoop::set_slow_callback_reports`]), and then only a copy of a few words is taken
 //! before each; the text is made only for a callback that was slow or panicked.
 
+use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -89,10 +90,32 @@ impl Inner {
         warn_or_stderr!("Executing {what} took {:.3} seconds", dt.as_secs_f64());
     }
 
-    /// Adds what was running, if known, to the context of a panic caught by the loop.
+    /// Runs `item` timed (debug mode, or slow-callback reports on): what it is is taken
+    /// before it runs (it may be gone after) — a copy, and a refcount for a task — and
+    /// described only if it ran for `slow_callback_duration` or more.
+    #[inline(never)]
+    pub(super) fn run_item_timed(
+        &self,
+        item: Ready,
+        main: &mut Option<&mut dyn FnMut()>,
+        in_main: &Cell<bool>,
+    ) {
+        let what = Step::of(self, &item);
+        self.timed_step.set(Some(what.clone()));
+        let t0 = Instant::now();
+        self.run_item(item, main, in_main);
+        let dt = t0.elapsed();
+        self.timed_step.set(None);
+        if dt >= self.slow_callback.get() {
+            self.report_slow(what, dt);
+        }
+    }
+
+    /// Adds what was running when a callback panicked, if the loop knows (timed callbacks
+    /// only), to the context of the panic.
     #[cold]
-    pub(super) fn with_step(&self, ctx: ExceptionContext, step: Option<Step>) -> ExceptionContext {
-        match step {
+    pub(super) fn with_step(&self, ctx: ExceptionContext) -> ExceptionContext {
+        match self.timed_step.take() {
             None => ctx,
             Some(Step::Task(Some(m))) => ctx.with_task(m.info(crate::task::TaskState::Running)),
             Some(step) => ctx.with_callback(self.describe_step(step)),
@@ -161,6 +184,7 @@ impl EventLoop {
     /// ```
     pub fn set_slow_callback_reports(&self, on: bool) {
         self.inner.watch_slow.set(on);
+        self.inner.timed.set(on || self.inner.debug.get());
     }
 
     /// Whether slow callbacks are reported outside of debug mode

@@ -162,6 +162,7 @@ impl Handle {
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
+            .field("callback", &self.cb.type_name())
             .field("cancelled", &self.cancelled())
             .field("done", &(self.cb.state().get() & DONE != 0))
             .finish()
@@ -203,6 +204,7 @@ impl TimerHandle {
 impl fmt::Debug for TimerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimerHandle")
+            .field("callback", &self.cb.type_name())
             .field("when", &self.when)
             .field("cancelled", &self.cancelled())
             .finish()

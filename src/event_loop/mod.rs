@@ -74,6 +74,10 @@ pub(crate) struct Inner {
     debug: Cell<bool>,
     /// Slow callbacks are reported outside of debug mode too (`dump.rs`).
     watch_slow: Cell<bool>,
+    /// `debug || watch_slow`: the run phase times each callback (one flag for it to read).
+    timed: Cell<bool>,
+    /// While a timed callback runs: what it is, for the report of its panic (`dump.rs`).
+    timed_step: Cell<Option<dump::Step>>,
     slow_callback: Cell<Duration>,
     handler: RefCell<Option<ExceptionHandler>>,
     /// The live tasks: their wakers, so that `close` can cancel them, and what they are
@@ -245,6 +249,8 @@ impl EventLoop {
                 closed: Cell::new(false),
                 debug: Cell::new(debug),
                 watch_slow: Cell::new(false),
+                timed: Cell::new(debug),
+                timed_step: Cell::new(None),
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
                 handler: RefCell::new(None),
                 tasks: RefCell::new(Slab::new()),
@@ -580,6 +586,7 @@ impl EventLoop {
     /// [`slow_callback_duration`](EventLoop::slow_callback_duration) are logged.
     pub fn set_debug(&self, on: bool) {
         self.inner.debug.set(on);
+        self.inner.timed.set(on || self.inner.watch_slow.get());
     }
 
     /// Whether debug mode is on.
@@ -728,10 +735,8 @@ impl Inner {
 
     /// The run phase for the first `left` items of the ready queue.
     fn run_ready_n(&self, mut left: usize, mut main: Option<&mut dyn FnMut()>) {
-        let debug = self.debug.get() || self.watch_slow.get();
+        let debug = self.timed.get();
         let in_main = Cell::new(false);
-        // In debug mode: what runs, so that a panic's report can say (`dump.rs`).
-        let running = Cell::new(None);
         while left > 0 {
             let r = catch_unwind(AssertUnwindSafe(|| {
                 while left > 0 {
@@ -741,17 +746,8 @@ impl Inner {
                         break;
                     };
                     if debug {
-                        // What it is, taken before it runs (it may be gone after), for a
-                        // copy and at most a refcount; described only if it was slow.
-                        let what = dump::Step::of(self, &item);
-                        running.set(Some(what.clone()));
-                        let t0 = Instant::now();
-                        self.run_item(item, &mut main, &in_main);
-                        let dt = t0.elapsed();
-                        running.set(None);
-                        if dt >= self.slow_callback.get() {
-                            self.report_slow(what, dt);
-                        }
+                        // Timed, and described if slow (`dump.rs`), out of line.
+                        self.run_item_timed(item, &mut main, &in_main);
                     } else {
                         self.run_item(item, &mut main, &in_main);
                     }
@@ -762,7 +758,7 @@ impl Inner {
                     resume_unwind(p);
                 }
                 let ctx = ExceptionContext::new("Exception in callback").with_panic(p);
-                self.report(self.with_step(ctx, running.take()));
+                self.report(self.with_step(ctx));
             }
         }
     }
