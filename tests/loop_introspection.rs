@@ -229,6 +229,62 @@ fn a_slow_reader_is_reported_with_its_fd() {
     lp.close();
 }
 
+struct Sleepy(Rc<RefCell<bool>>);
+
+impl Protocol for Sleepy {
+    fn data_received(&mut self, _data: &[u8]) {
+        std::thread::sleep(Duration::from_millis(15));
+        *self.0.borrow_mut() = true;
+    }
+}
+
+#[test]
+fn a_slow_protocol_method_is_reported_with_its_transport_and_protocol() {
+    let _w = support::watchdog(
+        "a_slow_protocol_method_is_reported_with_its_transport_and_protocol",
+        20,
+    );
+    capture();
+    let lp = EventLoop::new().unwrap();
+    lp.set_slow_callback_reports(true);
+    lp.set_slow_callback_duration(Duration::from_millis(10));
+    let got = Rc::new(RefCell::new(false));
+    let g = got.clone();
+    take_logs(log::Level::Warn);
+    lp.run_until_complete(async move {
+        let server = tulip::create_server(
+            move || Sleepy(g.clone()),
+            "127.0.0.1",
+            0,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let (t, _) = tulip::create_connection(|| Quiet, "127.0.0.1", port, Default::default())
+            .await
+            .unwrap();
+        t.write(b"zzz");
+        let until = Instant::now() + Duration::from_secs(5);
+        while !*got.borrow() {
+            assert!(Instant::now() < until, "not received");
+            tulip::sleep(Duration::from_millis(1)).await;
+        }
+        t.close();
+        server.close();
+    });
+    let logs = take_logs(log::Level::Warn);
+    let slow: Vec<&String> = logs.iter().filter(|m| m.contains("Sleepy")).collect();
+    assert_eq!(slow.len(), 1, "{logs:?}");
+    assert!(slow[0].starts_with("Executing reader of fd "), "{slow:?}");
+    assert!(slow[0].contains("socket transport"), "{slow:?}");
+    assert!(
+        slow[0].contains("protocol tulip::transports::proto::Plain<loop_introspection::Sleepy>"),
+        "{slow:?}"
+    );
+    lp.close();
+}
+
 // ---- the exception handler -----------------------------------------------------------------
 
 fn zero_error(lp: &EventLoop) {
@@ -560,6 +616,12 @@ fn dump_lists_readers_timers_tasks_transports_and_servers() {
     // The server and both ends of the connection, with their addresses.
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     assert!(text.contains("transports and servers: 3"), "{text}");
+    // A transport's state, write limits and protocol type.
+    assert!(
+        text.contains("open, write limits 16384..65536, protocol "),
+        "{text}"
+    );
+    assert!(text.contains("Quiet"), "{text}");
     far.cancel();
     near.cancel();
     lp.remove_reader(fd).unwrap();

@@ -63,7 +63,11 @@ impl Inner {
                         Direction::Write => "writer",
                     };
                     match self.resources.owner_of(fd) {
-                        Some(owner) => format!("{dir} of fd {fd}, {}: {name}", owner.describe()),
+                        Some(owner) => format!(
+                            "{dir} of fd {fd}, {} ({}): {name}",
+                            owner.describe(),
+                            owner.dump_state()
+                        ),
                         None => format!("{dir} of fd {fd}: {name}"),
                     }
                 }
@@ -148,9 +152,10 @@ impl EventLoop {
     /// `format!("{lp}")` is the same text.
     ///
     /// Cheap enough to call from a signal handler callback or a debug endpoint of a running
-    /// program; it borrows nothing while user code runs (no user code runs). The transports'
-    /// write-buffer sizes are not listed: the loop does not reach them without asking each
-    /// transport, which a later change can add.
+    /// program; it borrows nothing while user code runs (no user code runs). A transport is
+    /// listed with its state, write-buffer limits, whether writing is paused and its
+    /// protocol's type; the number of bytes in its write buffer is not (the loop does not
+    /// reach it without asking each kind of transport).
     ///
     /// ```
     /// tulip::run(async {
@@ -267,7 +272,12 @@ impl EventLoop {
         let open = inner.resources.live();
         writeln!(f, "transports and servers: {}", open.len())?;
         for r in &open {
-            writeln!(f, "  {}", r.describe())?;
+            let state = r.dump_state();
+            if state.is_empty() {
+                writeln!(f, "  {}", r.describe())?;
+            } else {
+                writeln!(f, "  {}: {state}", r.describe())?;
+            }
         }
         Ok(())
     }

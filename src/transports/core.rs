@@ -123,6 +123,27 @@ impl<H: Host> Resource for H {
     fn close_with_loop(&self) {
         Core::close_with_loop(self);
     }
+
+    fn dump_state(&self) -> String {
+        let core = self.core();
+        let life = match core.life.get() {
+            Life::Open => "open",
+            Life::Closing => "closing",
+            Life::Lost => "lost",
+            Life::Closed => "closed",
+        };
+        let (low, high) = core.flow.limits();
+        let paused = if core.flow.is_paused() {
+            ", writing paused"
+        } else {
+            ""
+        };
+        let protocol = core
+            .protocol()
+            .and_then(|p| p.cell.try_borrow().ok().map(|g| g.type_name()))
+            .unwrap_or("-");
+        format!("{life}, write limits {low}..{high}{paused}, protocol {protocol}")
+    }
 }
 
 /// Lifecycle, protocol calls and flow delivery of one transport (see the module docs).
