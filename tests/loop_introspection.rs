@@ -664,3 +664,28 @@ fn timer_repr_names_the_callback() {
     h.cancel();
     lp.close();
 }
+
+#[test]
+fn a_panic_of_the_main_future_in_debug_mode_unwinds_and_leaves_nothing_behind() {
+    let _w = support::watchdog(
+        "a_panic_of_the_main_future_in_debug_mode_unwinds_and_leaves_nothing_behind",
+        20,
+    );
+    let lp = EventLoop::new().unwrap();
+    lp.set_debug(true);
+    let seen = collect(&lp);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        lp.run_until_complete(async { panic!("main failed") })
+    }));
+    assert!(r.is_err());
+    assert!(seen.borrow().is_empty(), "resumed, not reported");
+    // A later callback's panic, with debug mode off, is not blamed on the main future.
+    lp.set_debug(false);
+    lp.call_soon(|| panic!("later"));
+    lp.run_until_complete(tulip::yield_now());
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].callback, None, "{seen:?}");
+    drop(seen);
+    lp.close();
+}

@@ -229,9 +229,10 @@ fn all_tasks_inside_a_task_shows_it_running() {
     });
 }
 
-// CPython: test_tasks.py BaseCurrentLoopTests.test_current_task_no_running_loop (asyncio raises
-// RuntimeError for `all_tasks()` and `current_task()` with no loop; tulip's `current_task()`
-// answers None, its `all_tasks()` panics)
+// CPython: test_tasks.py BaseCurrentLoopTests.test_current_task_no_running_loop_implicit (asyncio
+// raises RuntimeError for `current_task()` and `all_tasks()` with no running loop; tulip's
+// `current_task()` answers None — `test_current_task_no_running_loop`'s answer — and its
+// `all_tasks()` panics)
 #[test]
 #[should_panic(expected = "tulip::all_tasks called outside of a running event loop")]
 fn all_tasks_without_a_running_loop_panics() {

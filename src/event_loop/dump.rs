@@ -118,8 +118,8 @@ impl Inner {
     /// Adds what was running when a callback panicked, if the loop knows (timed callbacks
     /// only), to the context of the panic.
     #[cold]
-    pub(super) fn with_step(&self, ctx: ExceptionContext) -> ExceptionContext {
-        match self.timed_step.take() {
+    pub(super) fn with_step(&self, ctx: ExceptionContext, step: Option<Step>) -> ExceptionContext {
+        match step {
             None => ctx,
             Some(Step::Task(Some(m))) => ctx.with_task(m.info(crate::task::TaskState::Running)),
             Some(step) => ctx.with_callback(self.describe_step(step)),

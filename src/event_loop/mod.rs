@@ -754,11 +754,13 @@ impl Inner {
                 }
             }));
             if let Err(p) = r {
+                // What was running, if it was timed (`dump.rs`); taken in any case.
+                let step = self.timed_step.take();
                 if in_main.get() {
                     resume_unwind(p);
                 }
                 let ctx = ExceptionContext::new("Exception in callback").with_panic(p);
-                self.report(self.with_step(ctx));
+                self.report(self.with_step(ctx, step));
             }
         }
     }
