@@ -689,3 +689,48 @@ fn a_panic_of_the_main_future_in_debug_mode_unwinds_and_leaves_nothing_behind() 
     drop(seen);
     lp.close();
 }
+
+#[test]
+fn a_failing_start_server_handler_names_its_task() {
+    let _w = support::watchdog("a_failing_start_server_handler_names_its_task", 20);
+    let lp = EventLoop::new().unwrap();
+    let seen = collect(&lp);
+    lp.run_until_complete(async {
+        let server = tulip::start_server(
+            |_r: tulip::StreamReader, _w: tulip::StreamWriter| async {
+                Err::<(), _>(std::io::Error::other("boom"))
+            },
+            "127.0.0.1",
+            0,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let (_r, _w) = tulip::open_connection("127.0.0.1", port, Default::default())
+            .await
+            .unwrap();
+        let until = Instant::now() + Duration::from_secs(5);
+        while seen.borrow().is_empty() {
+            assert!(Instant::now() < until, "no report");
+            tulip::sleep(Duration::from_millis(1)).await;
+        }
+        server.close();
+    });
+    let seen = seen.borrow().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0]
+            .message
+            .starts_with("client_connected_cb failed: boom"),
+        "{seen:?}"
+    );
+    assert!(
+        seen[0]
+            .task
+            .as_deref()
+            .is_some_and(|n| n.starts_with("Task-")),
+        "{seen:?}"
+    );
+    lp.close();
+}
