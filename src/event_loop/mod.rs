@@ -594,7 +594,8 @@ impl EventLoop {
         self.inner.debug.get()
     }
 
-    /// How long a callback may run before debug mode logs it (default 100 ms).
+    /// How long a callback may run before debug mode logs it (default 100 ms; also without
+    /// debug mode with [`set_slow_callback_reports`](EventLoop::set_slow_callback_reports)).
     pub fn slow_callback_duration(&self) -> Duration {
         self.inner.slow_callback.get()
     }
