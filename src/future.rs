@@ -1,6 +1,6 @@
 //! `LoopFuture`: asyncio's `loop.create_future()`, the bridge from callbacks to async code.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use crate::error::Cancelled;
-use crate::event_loop::EventLoop;
+use crate::event_loop::{EventLoop, ExceptionContext};
 
 enum State<T> {
     Pending,
@@ -25,6 +25,23 @@ struct Shared<T> {
     state: RefCell<State<T>>,
     wakers: RefCell<Vec<Waker>>,
     callbacks: RefCell<Vec<DoneCallback<T>>>,
+    /// The error was seen: awaited, or read with `result`/`exception` (asyncio's
+    /// `__log_traceback` cleared).
+    retrieved: Cell<bool>,
+}
+
+impl<T> Drop for Shared<T> {
+    /// asyncio's `Future.__del__`: an error nobody retrieved goes to the exception handler.
+    fn drop(&mut self) {
+        if self.retrieved.get() {
+            return;
+        }
+        let state = std::mem::replace(self.state.get_mut(), State::Taken);
+        if let State::Done(Err(e)) = state {
+            let ctx = ExceptionContext::new("Future exception was never retrieved").with_error(e);
+            self.lp.call_exception_handler(&ctx);
+        }
+    }
 }
 
 /// A future that callbacks complete and async code awaits (asyncio's `Future`, made by
@@ -37,6 +54,11 @@ struct Shared<T> {
 /// moved out to the first awaiter that sees it; a second awaiter gets an error. Done
 /// callbacks are scheduled before awaiters are woken, so they run first and can still read
 /// a cloneable result with [`result`](LoopFuture::result).
+///
+/// A future that failed and is dropped without its error having been seen — awaited, or read
+/// with [`result`](LoopFuture::result) or [`exception`](LoopFuture::exception) — reports the
+/// error to the loop's exception handler, "Future exception was never retrieved", as
+/// asyncio's `Future.__del__` does, so that an error set by a callback never vanishes.
 ///
 /// # Cancel safety
 /// Cancel-safe: dropping an awaiting `LoopFuture` (one clone) neither cancels the shared
@@ -73,6 +95,7 @@ impl<T: 'static> LoopFuture<T> {
                 state: RefCell::new(State::Pending),
                 wakers: RefCell::new(Vec::new()),
                 callbacks: RefCell::new(Vec::new()),
+                retrieved: Cell::new(false),
             }),
         }
     }
@@ -118,8 +141,12 @@ impl<T: 'static> LoopFuture<T> {
         self.complete(State::Done(Err(err)));
     }
 
-    /// Cancels the future; returns `false` if it was already done or cancelled.
+    /// Cancels the future; returns `false` if it was already done or cancelled. Either way
+    /// an error it holds counts as retrieved (asyncio's `cancel` clears `__log_traceback`).
     pub fn cancel(&self) -> bool {
+        // As asyncio: asking to cancel means the caller is done with the future, so an
+        // error it already had is not reported either.
+        self.shared.retrieved.set(true);
         if self.done() {
             return false;
         }
@@ -144,12 +171,27 @@ impl<T: 'static> LoopFuture<T> {
     where
         T: Clone,
     {
+        self.shared.retrieved.set(true);
         match &*self.shared.state.borrow() {
             State::Pending => None,
             State::Done(Ok(v)) => Some(Ok(v.clone())),
             State::Done(Err(e)) => Some(Err(io::Error::new(e.kind(), e.to_string()))),
             State::Taken => Some(Err(taken_error())),
             State::Cancelled => Some(Err(Cancelled.into())),
+        }
+    }
+
+    /// The error the future failed with, as a new `io::Error` of the same kind and message
+    /// (asyncio's `exception()`); `None` while pending, after a result, or after
+    /// cancellation. Reading it counts as retrieving it: the future's drop does not report it
+    /// then.
+    pub fn exception(&self) -> Option<io::Error> {
+        match &*self.shared.state.borrow() {
+            State::Done(Err(e)) => {
+                self.shared.retrieved.set(true);
+                Some(io::Error::new(e.kind(), e.to_string()))
+            }
+            _ => None,
         }
     }
 
@@ -191,7 +233,10 @@ impl<T> Future for LoopFuture<T> {
             State::Cancelled => Poll::Ready(Err(Cancelled.into())),
             State::Taken => Poll::Ready(Err(taken_error())),
             State::Done(_) => match std::mem::replace(&mut *st, State::Taken) {
-                State::Done(r) => Poll::Ready(r),
+                State::Done(r) => {
+                    self.shared.retrieved.set(true);
+                    Poll::Ready(r)
+                }
                 _ => unreachable!("matched Done above"),
             },
         }

@@ -67,6 +67,8 @@
 //! - [`task`], for [`TaskGroup`]: [`GroupTask`](task::GroupTask),
 //!   [`RunTaskGroup`](task::RunTaskGroup), [`TaskFailure`](task::TaskFailure),
 //!   [`SpawnError`](task::SpawnError); [`time`], for [`interval`]: [`Interval`](time::Interval);
+//! - [`task`], for names and introspection ([`current_task`], [`all_tasks`]):
+//!   [`Builder`](task::Builder), [`TaskInfo`](task::TaskInfo), [`TaskState`](task::TaskState);
 //! - [`sock`]: [`SockRecv`](sock::SockRecv) … [`SockSendTo`](sock::SockSendTo), and the
 //!   [`Accept`](sock::Accept) and [`RecvFrom`](sock::RecvFrom) traits;
 //! - [`net`]: [`ConnectOptions`](net::ConnectOptions), [`ServerOptions`](net::ServerOptions),
@@ -278,6 +280,9 @@ pub use executor::{run_in_executor, to_thread};
 pub use threadsafe::{Completer, ConcurrentFuture, oneshot, run_coroutine_threadsafe};
 
 pub use task::run_with;
+
+mod task_info;
+pub use task_info::{all_tasks, current_task};
 
 mod task_group;
 mod time_interval;

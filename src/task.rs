@@ -3,20 +3,23 @@
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::rc::Weak;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
 use crate::event_loop::{EventLoop, ExceptionContext, Inner, Ready, schedule, with_current};
+use crate::task_info::{StepMeta, TaskEntry, TaskMeta, enter_step, leave_step};
 
 pub use crate::task_group::{GroupTask, RunTaskGroup, SpawnError, TaskFailure};
+pub use crate::task_info::{Builder, TaskInfo, TaskState};
 
 /// A panic caught inside a task, on its way to whoever awaits the task. If nobody takes it,
 /// dropping it reports it to the loop's exception handler ("never retrieved").
 pub(crate) struct TaskPanic {
     payload: Option<Box<dyn Any + Send>>,
     lp: Weak<Inner>,
+    meta: Rc<TaskMeta>,
 }
 
 impl TaskPanic {
@@ -30,7 +33,9 @@ impl TaskPanic {
 impl Drop for TaskPanic {
     fn drop(&mut self) {
         if let Some(p) = self.payload.take() {
-            let ctx = ExceptionContext::new("Task exception was never retrieved").with_panic(p);
+            let ctx = ExceptionContext::new("Task exception was never retrieved")
+                .with_panic(p)
+                .with_task(self.meta.info(TaskState::Pending));
             match self.lp.upgrade() {
                 Some(inner) => inner.report(ctx),
                 None => log::error!("{ctx}"),
@@ -46,14 +51,17 @@ type Output<T> = Result<T, TaskPanic>;
 struct Registered {
     lp: Weak<Inner>,
     key: usize,
-    id: u64,
+    meta: Rc<TaskMeta>,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Some(inner) = self.lp.upgrade() {
             if let Ok(mut tasks) = inner.tasks.try_borrow_mut() {
-                if tasks.get(self.key).is_some_and(|(id, _)| *id == self.id) {
+                if tasks
+                    .get(self.key)
+                    .is_some_and(|e| e.meta.id == self.meta.id)
+                {
                     drop(tasks.remove(self.key));
                 }
             }
@@ -76,45 +84,68 @@ impl<F: Future> Future for TaskFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let fut = this.fut;
-        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+        // `current_task()` answers this task during the step.
+        let prev = enter_step(this.reg.key);
+        let r = catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+        leave_step(prev);
+        match r {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Err(payload) => Poll::Ready(Err(TaskPanic {
                 payload: Some(payload),
                 lp: this.reg.lp.clone(),
+                meta: this.reg.meta.clone(),
             })),
         }
     }
 }
 
-pub(crate) fn spawn_on<F>(inner: &Inner, fut: F) -> Task<F::Output>
+/// Spawns `fut` on `inner`, named `name` (default `Task-<id>`), spawned at `location`.
+pub(crate) fn spawn_with<F>(
+    inner: &Inner,
+    fut: F,
+    name: Option<Rc<str>>,
+    location: &'static Location<'static>,
+) -> Task<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
     inner.check_closed();
     let remote = inner.remote.clone();
-    let (runnable, task) = {
+    let (runnable, task, meta) = {
         let mut tasks = inner.tasks.borrow_mut();
         let entry = tasks.vacant_entry();
         let key = entry.key();
         let id = inner.next_task_id.get();
         inner.next_task_id.set(id + 1);
+        let meta = Rc::new(TaskMeta::new(
+            id,
+            name,
+            location,
+            std::any::type_name::<F>(),
+        ));
         let tf = TaskFuture {
             fut,
             reg: Registered {
                 lp: inner.this_weak(),
                 key,
-                id,
+                meta: meta.clone(),
             },
         };
-        let (runnable, task) = async_task::spawn_local(tf, move |r| schedule(&remote, r));
-        entry.insert((id, runnable.waker()));
-        (runnable, task)
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(StepMeta { key, id })
+            .spawn_local(move |_| tf, move |r| schedule(&remote, r));
+        entry.insert(TaskEntry {
+            meta: meta.clone(),
+            waker: runnable.waker(),
+        });
+        (runnable, task, meta)
     };
     inner.ready.push(Ready::Runnable(runnable));
     Task {
         inner: Some(task.fallible()),
+        meta,
     }
 }
 
@@ -132,13 +163,15 @@ where
 ///     assert_eq!(t.await, 42);
 /// });
 /// ```
+#[track_caller]
 pub fn spawn<F>(fut: F) -> Task<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
+    let location = Location::caller();
     let mut fut = Some(fut);
-    with_current(|inner| spawn_on(inner, fut.take().expect("spawned once")))
+    with_current(|inner| spawn_with(inner, fut.take().expect("spawned once"), None, location))
         .expect("tulip::spawn called outside of a running event loop")
 }
 
@@ -171,7 +204,8 @@ where
 /// ```
 #[must_use = "a Task detaches when dropped; await it, or call .detach() to say so"]
 pub struct Task<T> {
-    inner: Option<async_task::FallibleTask<Output<T>>>,
+    inner: Option<async_task::FallibleTask<Output<T>, StepMeta>>,
+    meta: Rc<TaskMeta>,
 }
 
 impl<T> Task<T> {
@@ -199,6 +233,29 @@ impl<T> Task<T> {
     /// Whether the task has finished (or was cancelled).
     pub fn is_finished(&self) -> bool {
         self.inner.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// The task's name (asyncio's `get_name()`): given with [`Builder::name`] or
+    /// [`set_name`](Task::set_name), else `Task-<id>`. Still answered after the task ended.
+    pub fn get_name(&self) -> String {
+        self.meta.name()
+    }
+
+    /// Renames the task (asyncio's `set_name()`); [`all_tasks`](crate::all_tasks),
+    /// [`current_task`](crate::current_task) and reports about the task use the new name.
+    pub fn set_name(&self, name: impl AsRef<str>) {
+        self.meta.set_name(name.as_ref());
+    }
+
+    /// The task's id: unique on its loop, counted from 1 in spawn order.
+    pub fn id(&self) -> u64 {
+        self.meta.id
+    }
+
+    /// Where the task was spawned (the caller of [`spawn`], [`EventLoop::spawn`],
+    /// [`Builder::spawn`] or [`TaskGroup::spawn`](crate::TaskGroup::spawn)).
+    pub fn location(&self) -> &'static Location<'static> {
+        self.meta.location
     }
 }
 
@@ -238,6 +295,9 @@ impl<T> Drop for Task<T> {
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Task")
+            .field("id", &self.meta.id)
+            .field("name", &self.meta.name())
+            .field("location", &self.meta.location)
             .field("finished", &self.is_finished())
             .finish()
     }

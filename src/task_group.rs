@@ -217,6 +217,7 @@ impl<E: 'static> TaskGroup<E> {
     ///
     /// # Panics
     /// If no loop is running on this thread.
+    #[track_caller]
     pub fn spawn<F, T>(&self, fut: F) -> Result<GroupTask<T>, SpawnError>
     where
         F: Future<Output = Result<T, E>> + 'static,

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::ptr;
 use std::rc::{Rc, Weak};
 
-use async_task::Runnable;
+use crate::task_info::TaskRunnable as Runnable;
 
 use super::remote::{Remote, RemoteItem};
 use super::{EventLoop, Inner, ready::Ready};

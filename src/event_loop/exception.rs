@@ -3,7 +3,11 @@
 use std::any::Any;
 use std::fmt;
 use std::io;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::EventLoop;
+use crate::task_info::TaskInfo;
 
 /// What went wrong, handed to the loop's exception handler (asyncio's context dict).
 ///
@@ -17,6 +21,10 @@ pub struct ExceptionContext {
     message: String,
     error: Option<io::Error>,
     panic: Option<Box<dyn Any + Send>>,
+    task: Option<TaskInfo>,
+    transport: Option<String>,
+    protocol: Option<&'static str>,
+    callback: Option<String>,
 }
 
 impl ExceptionContext {
@@ -26,7 +34,59 @@ impl ExceptionContext {
             message: message.into(),
             error: None,
             panic: None,
+            task: None,
+            transport: None,
+            protocol: None,
+            callback: None,
         }
+    }
+
+    /// Adds the task involved (asyncio's `context['task']`).
+    pub fn with_task(mut self, task: TaskInfo) -> ExceptionContext {
+        self.task = Some(task);
+        self
+    }
+
+    /// Adds the transport involved, as words: its kind, fd and addresses (asyncio's
+    /// `context['transport']`).
+    pub fn with_transport(mut self, transport: impl Into<String>) -> ExceptionContext {
+        self.transport = Some(transport.into());
+        self
+    }
+
+    /// Adds the protocol involved: its type name (asyncio's `context['protocol']`).
+    pub fn with_protocol(mut self, protocol: &'static str) -> ExceptionContext {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// Adds the callback that failed, as words: its type name, and for a reader or writer
+    /// its fd (asyncio's `context['handle']`). The loop adds it in debug mode.
+    pub fn with_callback(mut self, callback: impl Into<String>) -> ExceptionContext {
+        self.callback = Some(callback.into());
+        self
+    }
+
+    /// The task involved, if any (asyncio's `context['task']`): the task whose panic was
+    /// never retrieved, say.
+    pub fn task(&self) -> Option<&TaskInfo> {
+        self.task.as_ref()
+    }
+
+    /// The transport involved, if any (asyncio's `context['transport']`).
+    pub fn transport(&self) -> Option<&str> {
+        self.transport.as_deref()
+    }
+
+    /// The protocol's type name, if a protocol was involved (asyncio's
+    /// `context['protocol']`).
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol
+    }
+
+    /// The callback that failed, if known (asyncio's `context['handle']`).
+    pub fn callback(&self) -> Option<&str> {
+        self.callback.as_deref()
     }
 
     /// Adds the error that caused it.
@@ -77,6 +137,18 @@ impl fmt::Display for ExceptionContext {
                 None => f.write_str(": panicked")?,
             }
         }
+        if let Some(t) = &self.task {
+            write!(f, "; task: {t}")?;
+        }
+        if let Some(c) = &self.callback {
+            write!(f, "; callback: {c}")?;
+        }
+        if let Some(t) = &self.transport {
+            write!(f, "; transport: {t}")?;
+        }
+        if let Some(p) = &self.protocol {
+            write!(f, "; protocol: {p}")?;
+        }
         Ok(())
     }
 }
@@ -87,7 +159,29 @@ impl fmt::Debug for ExceptionContext {
             .field("message", &self.message)
             .field("error", &self.error)
             .field("panic", &self.panic_message())
+            .field("task", &self.task)
+            .field("transport", &self.transport)
+            .field("protocol", &self.protocol)
+            .field("callback", &self.callback)
             .finish()
+    }
+}
+
+impl EventLoop {
+    /// The handler set with [`set_exception_handler`](EventLoop::set_exception_handler), or
+    /// `None` for the default one (asyncio's `get_exception_handler`). A handler can hand
+    /// what it does not deal with to [`default_exception_handler`](EventLoop::default_exception_handler).
+    ///
+    /// ```
+    /// let lp = tulip::EventLoop::new()?;
+    /// assert!(lp.get_exception_handler().is_none());
+    /// lp.set_exception_handler(|lp, ctx| lp.default_exception_handler(ctx));
+    /// assert!(lp.get_exception_handler().is_some());
+    /// # std::io::Result::Ok(())
+    /// ```
+    #[allow(clippy::type_complexity)] // the type `set_exception_handler` takes, boxed
+    pub fn get_exception_handler(&self) -> Option<Rc<dyn Fn(&EventLoop, &ExceptionContext)>> {
+        self.inner.handler.borrow().clone()
     }
 }
 

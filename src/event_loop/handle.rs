@@ -22,6 +22,9 @@ pub(crate) trait Callback {
     fn state(&self) -> &Cell<u8>;
     /// Drops whatever the callback holds (called on cancel).
     fn clear(&self);
+    /// What the callback is, for slow-callback reports and `EventLoop::dump`: the closure's
+    /// type name (`std::any::type_name`), which stays known after the closure ran.
+    fn type_name(&self) -> &'static str;
 }
 
 /// Cancels `cb`; returns whether it was still pending (neither run nor cancelled before).
@@ -66,6 +69,9 @@ impl<F: FnOnce()> Callback for FnCallback<F> {
     }
     fn clear(&self) {
         drop(self.f.take());
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<F>()
     }
 }
 
@@ -117,6 +123,9 @@ impl Callback for WakerCallback {
         let waker = self.waker.borrow_mut().take();
         drop(waker);
     }
+    fn type_name(&self) -> &'static str {
+        "a timer that wakes a task (sleep, timeout)"
+    }
 }
 
 /// A callback scheduled with [`EventLoop::call_soon`](crate::EventLoop::call_soon)
@@ -153,6 +162,7 @@ impl Handle {
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handle")
+            .field("callback", &self.cb.type_name())
             .field("cancelled", &self.cancelled())
             .field("done", &(self.cb.state().get() & DONE != 0))
             .finish()
@@ -194,6 +204,7 @@ impl TimerHandle {
 impl fmt::Debug for TimerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimerHandle")
+            .field("callback", &self.cb.type_name())
             .field("when", &self.when)
             .field("cancelled", &self.cancelled())
             .finish()

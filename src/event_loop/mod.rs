@@ -2,6 +2,7 @@
 //! as asyncio's `BaseEventLoop._run_once` does.
 
 mod context;
+mod dump;
 mod exception;
 mod handle;
 mod ready;
@@ -71,10 +72,17 @@ pub(crate) struct Inner {
     stopping: Cell<bool>,
     closed: Cell<bool>,
     debug: Cell<bool>,
+    /// Slow callbacks are reported outside of debug mode too (`dump.rs`).
+    watch_slow: Cell<bool>,
+    /// `debug || watch_slow`: the run phase times each callback (one flag for it to read).
+    timed: Cell<bool>,
+    /// While a timed callback runs: what it is, for the report of its panic (`dump.rs`).
+    timed_step: Cell<Option<dump::Step>>,
     slow_callback: Cell<Duration>,
     handler: RefCell<Option<ExceptionHandler>>,
-    /// Wakers of the live tasks, with their ids, so that `close` can cancel them.
-    pub(crate) tasks: RefCell<Slab<(u64, Waker)>>,
+    /// The live tasks: their wakers, so that `close` can cancel them, and what they are
+    /// (names, spawn locations: `task_info.rs`).
+    pub(crate) tasks: RefCell<Slab<crate::task_info::TaskEntry>>,
     /// The id of the next task (tells a reused slab key from the task that had it).
     pub(crate) next_task_id: Cell<u64>,
     inbox_buf: RefCell<Vec<RemoteItem>>,
@@ -240,10 +248,13 @@ impl EventLoop {
                 stopping: Cell::new(false),
                 closed: Cell::new(false),
                 debug: Cell::new(debug),
+                watch_slow: Cell::new(false),
+                timed: Cell::new(debug),
+                timed_step: Cell::new(None),
                 slow_callback: Cell::new(DEFAULT_SLOW_CALLBACK),
                 handler: RefCell::new(None),
                 tasks: RefCell::new(Slab::new()),
-                next_task_id: Cell::new(0),
+                next_task_id: Cell::new(1),
                 inbox_buf: RefCell::new(Vec::new()),
                 read_buf: RefCell::new(Vec::new()),
                 resources: Resources::default(),
@@ -525,12 +536,14 @@ impl EventLoop {
     ///
     /// # Panics
     /// If the loop is closed.
+    #[track_caller]
     pub fn spawn<F>(&self, fut: F) -> Task<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        crate::task::spawn_on(&self.inner, fut)
+        let location = std::panic::Location::caller();
+        crate::task::spawn_with(&self.inner, fut, None, location)
     }
 
     // ---- errors and debugging -----------------------------------------------------------
@@ -573,6 +586,7 @@ impl EventLoop {
     /// [`slow_callback_duration`](EventLoop::slow_callback_duration) are logged.
     pub fn set_debug(&self, on: bool) {
         self.inner.debug.set(on);
+        self.inner.timed.set(on || self.inner.watch_slow.get());
     }
 
     /// Whether debug mode is on.
@@ -580,7 +594,8 @@ impl EventLoop {
         self.inner.debug.get()
     }
 
-    /// How long a callback may run before debug mode logs it (default 100 ms).
+    /// How long a callback may run before debug mode logs it (default 100 ms; also without
+    /// debug mode with [`set_slow_callback_reports`](EventLoop::set_slow_callback_reports)).
     pub fn slow_callback_duration(&self) -> Duration {
         self.inner.slow_callback.get()
     }
@@ -721,7 +736,7 @@ impl Inner {
 
     /// The run phase for the first `left` items of the ready queue.
     fn run_ready_n(&self, mut left: usize, mut main: Option<&mut dyn FnMut()>) {
-        let debug = self.debug.get();
+        let debug = self.timed.get();
         let in_main = Cell::new(false);
         while left > 0 {
             let r = catch_unwind(AssertUnwindSafe(|| {
@@ -732,26 +747,21 @@ impl Inner {
                         break;
                     };
                     if debug {
-                        let what = describe(&item);
-                        let t0 = Instant::now();
-                        self.run_item(item, &mut main, &in_main);
-                        let dt = t0.elapsed();
-                        if dt >= self.slow_callback.get() {
-                            warn_or_stderr!(
-                                "Executing {what} took {:.3} seconds",
-                                dt.as_secs_f64()
-                            );
-                        }
+                        // Timed, and described if slow (`dump.rs`), out of line.
+                        self.run_item_timed(item, &mut main, &in_main);
                     } else {
                         self.run_item(item, &mut main, &in_main);
                     }
                 }
             }));
             if let Err(p) = r {
+                // What was running, if it was timed (`dump.rs`); taken in any case.
+                let step = self.timed_step.take();
                 if in_main.get() {
                     resume_unwind(p);
                 }
-                self.report(ExceptionContext::new("Exception in callback").with_panic(p));
+                let ctx = ExceptionContext::new("Exception in callback").with_panic(p);
+                self.report(self.with_step(ctx, step));
             }
         }
     }
@@ -823,8 +833,8 @@ impl Inner {
             }
             // Waking puts each task's runnable on the queue; dropping the runnable instead of
             // running it drops the task's future.
-            for (_, (_, w)) in tasks {
-                w.wake();
+            for (_, t) in tasks {
+                t.waker.wake();
             }
             if self.remote.has_pending() {
                 self.drain_inbox();
@@ -864,14 +874,4 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
         now.checked_add(Duration::from_secs(30 * 365 * 86_400))
             .unwrap_or(now)
     })
-}
-
-fn describe(item: &Ready) -> &'static str {
-    match item {
-        Ready::Callback(_) => "callback",
-        Ready::Io(_) => "reader/writer callback",
-        Ready::Runnable(_) => "task step",
-        Ready::Remote(_) => "threadsafe callback",
-        Ready::Main => "main future",
-    }
 }

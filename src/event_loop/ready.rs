@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use async_task::Runnable;
+use crate::task_info::TaskRunnable as Runnable;
 
 use super::handle::Callback;
 use crate::selector::IoCallback;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_task::Runnable;
+use crate::task_info::TaskRunnable as Runnable;
 
 use crate::selector::Notifier;
 

@@ -20,6 +20,11 @@ use slab::Slab;
 pub(crate) trait Resource {
     /// How the debug warning and error messages name it (kind and addresses).
     fn describe(&self) -> String;
+    /// Its state for `EventLoop::dump`, after [`describe`](Resource::describe): what the
+    /// loop can learn without asking more of it (empty by default).
+    fn dump_state(&self) -> String {
+        String::new()
+    }
     /// Closes it for good because its loop closes: the OS side is released and the protocol
     /// dropped; no protocol callback runs. Called with no loop borrow held.
     fn close_with_loop(&self);
@@ -83,6 +88,16 @@ impl Resources {
         let idx = usize::try_from(fd).ok()?;
         let key = self.by_fd.borrow().get(idx).copied()?.checked_sub(1)?;
         self.slab.borrow().get(key)?.upgrade()
+    }
+
+    /// Every registered resource that is still alive, in registration order
+    /// (`EventLoop::dump`); the registry keeps them.
+    pub(crate) fn live(&self) -> Vec<Rc<dyn Resource>> {
+        self.slab
+            .borrow()
+            .iter()
+            .filter_map(|(_, w)| w.upgrade())
+            .collect()
     }
 
     /// Takes every registered resource that is still alive, leaving the registry empty: their

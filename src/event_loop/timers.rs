@@ -142,6 +142,27 @@ impl TimerHeap {
     }
 }
 
+impl TimerHeap {
+    /// How many live (not cancelled) timers there are, and the earliest `first` of them with
+    /// the type names of their callbacks (`EventLoop::dump`). Walks the whole heap: for
+    /// debugging, not for the loop's own use.
+    pub(crate) fn pending(&self, first: usize) -> (usize, Vec<(Instant, &'static str)>) {
+        let mut live: Vec<&Entry> = self
+            .heap
+            .iter()
+            .filter(|e| e.cb.state().get() & CANCELLED == 0)
+            .collect();
+        let n = live.len();
+        live.sort_by_key(|e| (e.when, e.seq));
+        let next = live
+            .iter()
+            .take(first)
+            .map(|e| (e.when, e.cb.type_name()))
+            .collect();
+        (n, next)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

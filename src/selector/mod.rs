@@ -78,7 +78,7 @@ const EVENTS_CAPACITY: usize = 1024;
 /// A reader or writer callback registered with `add_reader`/`add_writer`. It runs every
 /// time the fd is ready (level-triggered) until removed; `active` turns false on removal so
 /// that an already-queued run is skipped, as asyncio cancels the handle.
-pub(crate) struct IoCallback<F: ?Sized = dyn Fn()> {
+pub(crate) struct IoCallback<F: ?Sized = dyn IoFn> {
     pub(crate) active: Cell<bool>,
     pub(crate) f: F,
 }
@@ -86,8 +86,29 @@ pub(crate) struct IoCallback<F: ?Sized = dyn Fn()> {
 impl IoCallback {
     pub(crate) fn run(&self) {
         if self.active.get() {
-            (self.f)();
+            self.f.call();
         }
+    }
+}
+
+/// A reader or writer closure that can say what it is (for slow-callback reports and
+/// `EventLoop::dump`): calling it costs what calling a `dyn Fn()` costs, the name is one
+/// more entry in the same vtable.
+pub(crate) trait IoFn {
+    /// Calls the closure.
+    fn call(&self);
+    /// The closure's type name (`std::any::type_name`): its module path, the generic
+    /// parameters of the function that made it (a transport's protocol type, say).
+    fn type_name(&self) -> &'static str;
+}
+
+impl<F: Fn()> IoFn for F {
+    #[inline(always)]
+    fn call(&self) {
+        self()
+    }
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<F>()
     }
 }
 
@@ -157,6 +178,16 @@ impl Entry {
         (if self.reader.wanted() { READ } else { 0 })
             | (if self.writer.wanted() { WRITE } else { 0 })
     }
+}
+
+/// One fd's registrations, as [`Selector::registrations`] lists them.
+#[derive(Debug, Clone)]
+pub(crate) struct Registration {
+    pub(crate) fd: RawFd,
+    pub(crate) reader: Option<&'static str>,
+    pub(crate) writer: Option<&'static str>,
+    /// The interest the kernel has (`READ` | `WRITE`).
+    pub(crate) kernel: u8,
 }
 
 /// What an event asks the loop to do for one direction.
@@ -502,6 +533,45 @@ impl Selector {
         }
         drop(entries);
         out
+    }
+
+    /// Every fd with a reader or a writer (`EventLoop::dump`): the fd, then for each
+    /// direction what waits (`None`: nothing; a callback's type name, or "task" for a waiting
+    /// `sock_*` future), and the interest the kernel has.
+    pub(crate) fn registrations(&self) -> Vec<Registration> {
+        let entries = self.entries.borrow();
+        let what = |s: &Slot| match s {
+            Slot::Empty => None,
+            Slot::Callback(cb) => Some(cb.f.type_name()),
+            Slot::Waker(_) => Some("a waiting task"),
+        };
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.wanted() != 0)
+            .map(|(fd, e)| Registration {
+                fd: fd as RawFd,
+                reader: what(&e.reader),
+                writer: what(&e.writer),
+                kernel: e.kernel,
+            })
+            .collect()
+    }
+
+    /// The fd and direction whose callback is `cb`, if it is still registered (for the
+    /// slow-callback report, which runs after the callback).
+    pub(crate) fn find_callback(&self, cb: *const ()) -> Option<(RawFd, Direction)> {
+        let entries = self.entries.borrow();
+        let is = |s: &Slot| matches!(s, Slot::Callback(c) if std::ptr::addr_eq(Rc::as_ptr(c), cb));
+        entries.iter().enumerate().find_map(|(fd, e)| {
+            if is(&e.reader) {
+                Some((fd as RawFd, Direction::Read))
+            } else if is(&e.writer) {
+                Some((fd as RawFd, Direction::Write))
+            } else {
+                None
+            }
+        })
     }
 
     /// Whether anything is registered for `fd` (tests and debugging).

@@ -144,9 +144,12 @@ impl<E: Display + 'static> HandlerResult for Result<(), E> {
     fn report(self) {
         if let Err(e) = self {
             if let Some(lp) = crate::try_get_running_loop() {
-                lp.call_exception_handler(&ExceptionContext::new(format!(
-                    "client_connected_cb failed: {e}"
-                )));
+                let mut ctx = ExceptionContext::new(format!("client_connected_cb failed: {e}"));
+                // It runs in the handler's task: the context names it (asyncio's 'task').
+                if let Some(task) = crate::current_task() {
+                    ctx = ctx.with_task(task);
+                }
+                lp.call_exception_handler(&ctx);
             }
         }
     }

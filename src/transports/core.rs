@@ -21,7 +21,7 @@ use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::flow::Flow;
-use super::proto::{ProtoCell, ProtoObj, call_protocol, report_panic};
+use super::proto::{ProtoCell, ProtoObj, call_protocol, report_panic_of};
 use crate::event_loop::{EventLoop, NO_KEY, Resource, warn_or_stderr};
 use crate::selector::{Direction, IoCallback};
 
@@ -59,12 +59,19 @@ pub(crate) trait CoreProto {
     fn take_waker(&mut self) -> Option<std::task::Waker> {
         None
     }
+    /// The protocol's type name, for the exception context of its panic.
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
 }
 
 impl CoreProto for dyn ProtoObj {
     #[inline]
     fn take_waker(&mut self) -> Option<std::task::Waker> {
         ProtoObj::take_waker(self)
+    }
+    fn type_name(&self) -> &'static str {
+        ProtoObj::type_name(self)
     }
     type Handle = super::Transport;
     #[inline]
@@ -115,6 +122,27 @@ impl<H: Host> Resource for H {
 
     fn close_with_loop(&self) {
         Core::close_with_loop(self);
+    }
+
+    fn dump_state(&self) -> String {
+        let core = self.core();
+        let life = match core.life.get() {
+            Life::Open => "open",
+            Life::Closing => "closing",
+            Life::Lost => "lost",
+            Life::Closed => "closed",
+        };
+        let (low, high) = core.flow.limits();
+        let paused = if core.flow.is_paused() {
+            ", writing paused"
+        } else {
+            ""
+        };
+        let protocol = core
+            .protocol()
+            .and_then(|p| p.cell.try_borrow().ok().map(|g| g.type_name()))
+            .unwrap_or("-");
+        format!("{life}, write limits {low}..{high}{paused}, protocol {protocol}")
     }
 }
 
@@ -315,7 +343,13 @@ impl<H: Host> Core<H> {
 
     /// A protocol callback panicked: report it and abort the connection.
     pub(crate) fn panicked(&self, payload: Box<dyn Any + Send>) {
-        report_panic(&self.lp, payload);
+        // The context names the transport and the protocol (asyncio's `context['transport']`
+        // and `['protocol']`); the protocol's cell is free again once its call unwound.
+        let protocol = self
+            .protocol()
+            .and_then(|p| p.cell.try_borrow().ok().map(|g| g.type_name()));
+        let transport = self.this().map(|h| Host::describe(&*h));
+        report_panic_of(&self.lp, payload, transport, protocol);
         if let Some(h) = self.this() {
             h.force_close(Some(io::Error::other("protocol callback panicked")));
         }

@@ -73,6 +73,11 @@ pub(crate) mod sealed {
         fn take_waker(&mut self) -> Option<std::task::Waker> {
             None
         }
+        /// The adapter's type name, which names the user's protocol type
+        /// (`Plain<my::Echo>`), for the exception context of its panic.
+        fn type_name(&self) -> &'static str {
+            std::any::type_name::<Self>()
+        }
     }
 }
 pub(crate) use sealed::{ProtoCell, ProtoObj, ReadFn, ReadOutcome};
@@ -138,6 +143,25 @@ pub(crate) fn report_panic(lp: &crate::EventLoop, payload: Box<dyn Any + Send>) 
         &crate::ExceptionContext::new("Exception in a protocol callback; closing the connection")
             .with_panic(payload),
     );
+}
+
+/// [`report_panic`], naming the transport and the protocol in the context.
+pub(crate) fn report_panic_of(
+    lp: &crate::EventLoop,
+    payload: Box<dyn Any + Send>,
+    transport: Option<String>,
+    protocol: Option<&'static str>,
+) {
+    let mut ctx =
+        crate::ExceptionContext::new("Exception in a protocol callback; closing the connection")
+            .with_panic(payload);
+    if let Some(t) = transport {
+        ctx = ctx.with_transport(t);
+    }
+    if let Some(p) = protocol {
+        ctx = ctx.with_protocol(p);
+    }
+    lp.call_exception_handler(&ctx);
 }
 
 /// What a read's result means to the transport.
