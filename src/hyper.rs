@@ -244,7 +244,7 @@ impl Future for TulipSleep {
             return Poll::Ready(());
         }
         if this.key.is_none() {
-            if this.deadline <= Instant::now() {
+            if this.deadline <= crate::event_loop::now() {
                 return Poll::Ready(());
             }
             this.register(cx.waker());

@@ -290,6 +290,15 @@ pub use unix::subprocess::{SubprocessTransport, subprocess_exec, subprocess_shel
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};
 
+// What `#[tulip::test(timeout = "…")]` expands to (not public API).
+#[cfg(feature = "macros")]
+mod test_timeout;
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::test_timeout::{TestTimeout, with_timeout};
+}
+
 #[doc(no_inline)]
 pub use socket2;
 

@@ -73,15 +73,24 @@ impl Future for Sleep {
             cb.set_waker(cx.waker());
             return Poll::Pending;
         }
-        if self.deadline <= Instant::now() {
-            return Poll::Ready(());
-        }
-        let cb = WakerCallback::new(cx.waker().clone());
         let deadline = self.deadline;
-        let handle = with_current(|inner| inner.call_at(deadline, cb.clone()))
-            .expect("tulip::sleep polled outside of a running event loop");
-        self.timer = Some((handle, cb));
-        Poll::Pending
+        // The running loop's clock (virtual time included); the wall clock outside of one.
+        let timer = with_current(|inner| {
+            if deadline <= inner.clock.now() {
+                return None;
+            }
+            let cb = WakerCallback::new(cx.waker().clone());
+            Some((inner.call_at(deadline, cb.clone()), cb))
+        });
+        match timer {
+            Some(None) => Poll::Ready(()),
+            Some(timer) => {
+                self.timer = timer;
+                Poll::Pending
+            }
+            None if deadline <= Instant::now() => Poll::Ready(()),
+            None => panic!("tulip::sleep polled outside of a running event loop"),
+        }
     }
 }
 
