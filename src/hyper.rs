@@ -323,6 +323,8 @@ impl TulipSleep {
             .expect("tulip::hyper::TulipSleep polled outside of a running event loop");
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let deadline = self.deadline;
+        // Cloned before the borrow: a waker's clone is not ours to run under it.
+        let waker = Some(waker.clone());
         let (slot, arm_now) = SLEEPS.with(|t| {
             let mut t = t.borrow_mut();
             let slot = t.entries.insert(Entry {
@@ -330,7 +332,7 @@ impl TulipSleep {
                 loop_id,
                 deadline,
                 fired: false,
-                waker: Some(waker.clone()),
+                waker,
             });
             (slot, t.needs_arming(loop_id, deadline))
         });
@@ -358,6 +360,15 @@ impl TulipSleep {
     }
 }
 
+/// A registered sleep's state, as `poll` finds it.
+enum Registered {
+    Fired,
+    /// Not fired, and the waker stored is the one polling.
+    Waiting,
+    /// Not fired, polled by another waker.
+    NewWaker,
+}
+
 impl Future for TulipSleep {
     type Output = ();
 
@@ -365,20 +376,28 @@ impl Future for TulipSleep {
         let this = self.get_mut();
         if let Some((slot, id)) = this.key {
             let state = SLEEPS.with(|t| {
-                let mut t = t.borrow_mut();
-                let e = t.entries.get_mut(slot).filter(|e| e.id == id)?;
-                if e.fired {
-                    return Some(true);
-                }
-                match &mut e.waker {
-                    Some(old) if old.will_wake(cx.waker()) => {}
-                    w => *w = Some(cx.waker().clone()),
-                }
-                Some(false)
+                let t = t.borrow();
+                let e = t.entries.get(slot).filter(|e| e.id == id)?;
+                Some(match &e.waker {
+                    _ if e.fired => Registered::Fired,
+                    Some(w) if w.will_wake(cx.waker()) => Registered::Waiting,
+                    _ => Registered::NewWaker,
+                })
             });
             match state {
-                Some(true) => return Poll::Ready(()),
-                Some(false) => return Poll::Pending,
+                Some(Registered::Fired) => return Poll::Ready(()),
+                Some(Registered::Waiting) => return Poll::Pending,
+                Some(Registered::NewWaker) => {
+                    // Cloned, and the old one dropped, with no borrow held.
+                    let new = cx.waker().clone();
+                    let old = SLEEPS.with(|t| {
+                        let mut t = t.borrow_mut();
+                        let e = t.entries.get_mut(slot)?;
+                        e.waker.replace(new)
+                    });
+                    drop(old);
+                    return Poll::Pending;
+                }
                 // Registered on another thread: register here, on this thread's loop.
                 None => this.key = None,
             }

@@ -128,6 +128,7 @@
 //! | a `StreamReader` / `StreamWriter` over a pipe, `sys.stdin` / `sys.stdout` | [`unix::open_read_pipe`], [`unix::open_write_pipe`], [`unix::stdin`], [`unix::stdout`] |
 //! | `loop.add_signal_handler` / `remove_signal_handler` | [`EventLoop::add_signal_handler`], [`EventLoop::remove_signal_handler`]; as a stream: [`signal`] |
 //! | `asyncio.run`'s Ctrl-C handling, `asyncio.Runner` | [`run`] (on by default), [`run_with`] and [`RunOptions`](task::RunOptions) |
+//! | (none; Twisted's `task.Clock`, tokio's paused clock) | [`EventLoop::with_virtual_time`], `#[tulip::test(virtual_time)]` |
 //! | `asyncio.create_subprocess_exec` / `create_subprocess_shell` | [`create_subprocess_exec`] / [`create_subprocess_shell`] with [`SubprocessOptions`](unix::SubprocessOptions) → [`Process`] |
 //! | `loop.subprocess_exec` / `subprocess_shell` | [`subprocess_exec`] / [`subprocess_shell`] → [`SubprocessTransport`] |
 //! | `asyncio.SubprocessProtocol` | [`SubprocessProtocol`] |

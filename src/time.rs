@@ -20,6 +20,11 @@ pub use crate::time_interval::{Interval, Tick};
 /// A duration too long for `Instant` — `Duration::MAX`, Rust's "no deadline" — sleeps for
 /// ever (until cancelled) and never panics.
 ///
+/// The duration is measured on the running loop's clock ([`EventLoop::time`](crate::EventLoop::time)):
+/// on a loop on [virtual time](crate::EventLoop::with_virtual_time) a `sleep(30 s)` ends when
+/// the clock has jumped 30 s, at once if nothing else is waited for. Made while no loop runs
+/// on the thread, it is measured from the wall clock's now.
+///
 /// # Panics
 /// When polled outside of a running loop.
 ///
@@ -116,7 +121,9 @@ impl fmt::Debug for Sleep {
 /// `Err(TimeoutError)`, which converts into an `io::Error` of kind `TimedOut`.
 ///
 /// A duration too long for `Instant` (`Duration::MAX`: no deadline) never expires and never
-/// panics.
+/// panics. Like [`sleep`], it goes by the running loop's clock, virtual time included: a
+/// 30 s timeout around a future that never completes expires at once there (see
+/// [`EventLoop::with_virtual_time`](crate::EventLoop::with_virtual_time)).
 ///
 /// ```
 /// # tulip::run(async {

@@ -166,26 +166,20 @@ pub(crate) struct Jump {
 }
 
 impl Inner {
-    /// Virtual time: what to wait for in this iteration, given the next timer's deadline and
-    /// the timeout the wall clock would use. Jumps at once when only timers are pending;
-    /// returns a [`Jump`] when the loop must wait for real for I/O first.
+    /// Virtual time: how long to wait in this iteration, given the next timer's deadline
+    /// `when` and the wait `d` until it (zero when callbacks are ready). Jumps at once when
+    /// only timers are pending; returns a [`Jump`] when the loop must wait for real for I/O
+    /// first.
     #[cold]
-    pub(crate) fn virtual_wait(
-        &self,
-        next: Option<Instant>,
-        timeout: Option<Duration>,
-    ) -> (Option<Duration>, Option<Jump>) {
-        let (Some(when), Some(d)) = (next, timeout) else {
-            return (timeout, None);
-        };
+    pub(crate) fn virtual_wait(&self, when: Instant, d: Duration) -> (Duration, Option<Jump>) {
         if d.is_zero() || self.remote.has_pending() {
-            return (Some(Duration::ZERO), None);
+            return (Duration::ZERO, None);
         }
         if self.selector.is_idle() && self.executor.outstanding() == 0 {
             self.clock.advance_to(when);
-            return (Some(Duration::ZERO), None);
+            return (Duration::ZERO, None);
         }
-        (Some(d), Some(Jump { when }))
+        (d, Some(Jump { when }))
     }
 
     /// After the real wait of a [`Jump`]: jump if it brought nothing (`n` events, nothing

@@ -419,7 +419,8 @@ impl EventLoop {
     /// # Panics
     /// If the loop is closed.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimerHandle {
-        self.call_at(deadline_after(delay), f)
+        // This loop's clock (virtual time included), also when called before it runs.
+        self.call_at(add_saturating(self.time(), delay), f)
     }
 
     /// Schedules `f` to run at `when` (asyncio's `call_at`).
@@ -691,15 +692,23 @@ impl Inner {
             self.drain_inbox();
         }
         let next = self.timers.borrow_mut().next_deadline();
-        let mut timeout = if self.stopping.get() || !self.ready.is_empty() {
-            Some(Duration::ZERO)
-        } else {
-            next.map(|when| when.saturating_duration_since(self.clock.now()))
-        };
+        let busy = self.stopping.get() || !self.ready.is_empty();
+        // Virtual time only matters with a timer pending: without one, not a check more.
         let mut jump = None;
-        if self.clock.is_virtual() {
-            (timeout, jump) = self.virtual_wait(next, timeout);
-        }
+        let timeout = match next {
+            Some(when) => {
+                let mut d = Duration::ZERO;
+                if !busy {
+                    d = when.saturating_duration_since(self.clock.now());
+                }
+                if self.clock.is_virtual() {
+                    (d, jump) = self.virtual_wait(when, d);
+                }
+                Some(d)
+            }
+            None if busy => Some(Duration::ZERO),
+            None => None,
+        };
         let n = match self.selector.select(timeout) {
             Ok(n) => n,
             Err(e) => {
@@ -713,10 +722,10 @@ impl Inner {
         if self.remote.has_pending() {
             self.drain_inbox();
         }
-        if let Some(jump) = jump {
-            self.virtual_wait_done(jump, n);
-        }
         if next.is_some() {
+            if let Some(jump) = jump {
+                self.virtual_wait_done(jump, n);
+            }
             let now = self.clock.now();
             self.timers
                 .borrow_mut()
