@@ -6,6 +6,11 @@
 //! tasks that are still pending and closes the loop, much like Python's
 //! `asyncio.run`.
 //!
+//! With arguments — `#[tulip::main(handle_sigint = false)]`,
+//! `#[tulip::test(virtual_time, timeout = "5s")]` — the call is
+//! `::tulip::run_with(…, ::tulip::task::RunOptions::new()…)` instead, and a
+//! test's time limit wraps the block in `::tulip::__private::with_timeout`.
+//!
 //! Use them through the `tulip` crate (with its default `macros` feature),
 //! not from this crate directly: the generated code refers to `::tulip::run`.
 //!
