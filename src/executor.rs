@@ -79,7 +79,7 @@ impl LoopJobs {
         self.count.get_or_init(Default::default)
     }
 
-    fn outstanding(&self) -> usize {
+    pub(crate) fn outstanding(&self) -> usize {
         self.count.get().map_or(0, |c| c.lock().outstanding)
     }
 }

@@ -12,12 +12,9 @@
 //!   timeouts (`header_read_timeout`, keep-alive timeouts).
 //!
 //! hyper's `Sleep` trait requires `Send + Sync`, and [`time::Sleep`](crate::time::Sleep) is
-//! neither (it holds the loop's `Rc` timer). [`TulipSleep`] is `Send + Sync` for real: what
-//! it shares with its timer callback is an `Arc` (a "fired" flag and the waker); the `!Send`
-//! [`TimerHandle`] stays on the loop's thread, in a thread-local table
-//! under a unique key, so dropping the sleep there cancels the timer at once. Dropped on
-//! another thread (hyper never does: a connection's future stays on the loop that runs it),
-//! the key is not found, and the timer fires later and does nothing. No `unsafe`.
+//! neither (it holds the loop's `Rc` timer). [`TulipSleep`] is `Send + Sync` for real: it
+//! holds a deadline and a key into a thread-local table of the thread's sleeps, which one
+//! loop timer per loop serves (see [`TulipSleep`]). No `unsafe`.
 //!
 //! The timer is optional: without `.timer(TulipTimer)` hyper runs with its timeouts off.
 //!
@@ -72,20 +69,20 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use ::hyper::rt::{Executor, ReadBufCursor, Sleep, Timer};
 use futures_io::{AsyncBufRead, AsyncWrite};
 
-use crate::event_loop::{TimerHandle, try_get_running_loop};
+use slab::Slab;
+
+use crate::event_loop::{TimerHandle, with_current};
 use crate::streams::Stream;
 
 impl ::hyper::rt::Read for Stream {
@@ -141,7 +138,9 @@ where
     }
 }
 
-/// `hyper::rt::Timer` on the running loop's timers; its sleeps are [`TulipSleep`]s.
+/// `hyper::rt::Timer` on the running loop's timers; its sleeps are [`TulipSleep`]s, and
+/// its [`now`](Timer::now) is the loop's clock ([`EventLoop::time`](crate::EventLoop::time),
+/// so hyper's timeouts follow virtual time too).
 ///
 /// ```
 /// let mut builder = hyper::server::conn::http1::Builder::new();
@@ -160,51 +159,155 @@ impl Timer for TulipTimer {
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
         Box::pin(TulipSleep::new(deadline))
     }
-}
 
-/// What a [`TulipSleep`] shares with its timer callback.
-#[derive(Debug, Default)]
-struct Shared {
-    fired: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
+    fn now(&self) -> Instant {
+        crate::event_loop::now()
+    }
 
-impl Shared {
-    fn waker(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
-        // A panic while the lock was held cannot leave an `Option<Waker>` half-written.
-        self.waker.lock().unwrap_or_else(|e| e.into_inner())
+    fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, new_deadline: Instant) {
+        match sleep.as_mut().downcast_mut_pin::<TulipSleep>() {
+            Some(s) => s.get_mut().reset(new_deadline),
+            None => *sleep = self.sleep_until(new_deadline),
+        }
     }
 }
 
-thread_local! {
-    /// The loop-side handles of this thread's registered [`TulipSleep`]s, by key.
-    static TIMERS: RefCell<HashMap<u64, TimerHandle>> = RefCell::new(HashMap::new());
+/// A registered sleep, in this thread's [`SLEEPS`].
+#[derive(Debug)]
+struct Entry {
+    /// Tells this sleep from a later one that got the same slab key.
+    id: u64,
+    loop_id: u64,
+    deadline: Instant,
+    fired: bool,
+    waker: Option<Waker>,
 }
 
-/// Keys are never reused, so a key cannot name another sleep's timer.
-static NEXT_KEY: AtomicU64 = AtomicU64::new(0);
+/// The loop timer that scans the table for one loop.
+struct Armed {
+    loop_id: u64,
+    when: Instant,
+    handle: TimerHandle,
+}
 
-/// The `Send + Sync` sleep of [`TulipTimer`] (see the [module docs](self) for how it stays
-/// sound): it registers a timer on the running loop when first polled.
+/// This thread's registered sleeps and, per loop, the one loop timer that serves them.
+#[derive(Default)]
+struct Table {
+    entries: Slab<Entry>,
+    armed: Vec<Armed>,
+}
+
+thread_local! {
+    static SLEEPS: RefCell<Table> = RefCell::new(Table::default());
+}
+
+/// Ids are never reused, so an id cannot name another sleep's entry, on any thread.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl Table {
+    /// Whether `loop_id`'s timer must be (re)armed for a sleep ending at `deadline`.
+    fn needs_arming(&self, loop_id: u64, deadline: Instant) -> bool {
+        self.armed
+            .iter()
+            .find(|a| a.loop_id == loop_id)
+            .is_none_or(|a| deadline < a.when)
+    }
+}
+
+/// Arms the running loop's timer for `loop_id`'s sleeps at `when`, replacing an armed one.
+fn arm(loop_id: u64, when: Instant) {
+    let Some(handle) = with_current(|inner| {
+        (inner.id == loop_id).then(|| {
+            inner.call_at(
+                when,
+                crate::event_loop::FnCallback::new_rc(move || fire(loop_id)),
+            )
+        })
+    })
+    .flatten() else {
+        return;
+    };
+    let old = SLEEPS.with(|t| {
+        let mut t = t.borrow_mut();
+        // Loops of this thread that were closed since left their entry behind.
+        t.armed
+            .retain(|a| a.loop_id == loop_id || crate::event_loop::local_loop(a.loop_id).is_some());
+        let old = t.armed.iter().position(|a| a.loop_id == loop_id);
+        let old = old.map(|i| t.armed.swap_remove(i));
+        t.armed.push(Armed {
+            loop_id,
+            when,
+            handle,
+        });
+        old
+    });
+    if let Some(old) = old {
+        old.handle.cancel();
+    }
+}
+
+/// `loop_id`'s timer: wakes the sleeps that are due, and arms the timer for the next one.
+fn fire(loop_id: u64) {
+    let now = crate::event_loop::now();
+    let (wakers, next) = SLEEPS.with(|t| {
+        let mut t = t.borrow_mut();
+        t.armed.retain(|a| a.loop_id != loop_id);
+        let mut wakers = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (_, e) in t.entries.iter_mut() {
+            if e.loop_id != loop_id || e.fired {
+                continue;
+            }
+            if e.deadline <= now {
+                e.fired = true;
+                wakers.extend(e.waker.take());
+            } else {
+                next = Some(next.map_or(e.deadline, |n| n.min(e.deadline)));
+            }
+        }
+        (wakers, next)
+    });
+    if let Some(next) = next {
+        arm(loop_id, next);
+    }
+    // Wakers are user code: called with no borrow held.
+    for w in wakers {
+        w.wake();
+    }
+}
+
+/// The `Send + Sync` sleep of [`TulipTimer`].
+///
+/// It holds only its deadline and a key: what a registered sleep shares with the loop (its
+/// waker, whether it fired) lives on the loop's thread, in a thread-local table of the
+/// thread's sleeps, and **one loop timer per loop** serves the whole table, armed at the
+/// earliest deadline. A sleep registers (when first polled) in O(1) and arms that timer only
+/// if it ends before the timer; dropping it removes its entry in O(1). That is what hyper
+/// asks on every keep-alive request (its header-read timeout is a new 30 s sleep, dropped
+/// when the head arrives), so the common case costs no allocation but hyper's `Box`, no
+/// lock, no hash and no timer-heap work. When the loop timer fires, it scans the table
+/// (O(live sleeps)) for the sleeps that are due and re-arms itself for the next one.
+///
+/// Dropped on another thread (hyper never does: a connection's future stays on the loop
+/// that runs it), the key is not found there and nothing happens; the entry left on the
+/// loop's thread is woken into nothing when its deadline comes. No `unsafe`.
 ///
 /// # Panics
 /// When polled, before its deadline, outside of a running loop.
 ///
 /// # Cancel safety
-/// Cancel-safe: dropping it on the loop's thread cancels its timer.
+/// Cancel-safe: dropping it on the loop's thread removes it.
 #[must_use = "futures do nothing unless awaited"]
 pub struct TulipSleep {
     deadline: Instant,
-    shared: Arc<Shared>,
-    /// The key of the registered timer in `TIMERS`.
-    key: Option<u64>,
+    /// Slab key and id of the entry in `SLEEPS`, once registered.
+    key: Option<(usize, u64)>,
 }
 
 impl TulipSleep {
     fn new(deadline: Instant) -> TulipSleep {
         TulipSleep {
             deadline,
-            shared: Arc::default(),
             key: None,
         }
     }
@@ -214,25 +317,56 @@ impl TulipSleep {
         self.deadline
     }
 
+    /// Registers on the running loop, which must be on this thread.
     fn register(&mut self, waker: &Waker) {
-        let lp = try_get_running_loop()
+        let loop_id = with_current(|inner| inner.id)
             .expect("tulip::hyper::TulipSleep polled outside of a running event loop");
-        *self.shared.waker() = Some(waker.clone());
-        let key = NEXT_KEY.fetch_add(1, Ordering::Relaxed);
-        let shared = self.shared.clone();
-        let handle = lp.call_at(self.deadline, move || {
-            // The handle leaves the table before anything else runs; it drops here, after
-            // the borrow ended.
-            let _handle = TIMERS.with(|t| t.borrow_mut().remove(&key));
-            shared.fired.store(true, Ordering::Release);
-            let waker = shared.waker().take();
-            if let Some(w) = waker {
-                w.wake();
-            }
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let deadline = self.deadline;
+        // Cloned before the borrow: a waker's clone is not ours to run under it.
+        let waker = Some(waker.clone());
+        let (slot, arm_now) = SLEEPS.with(|t| {
+            let mut t = t.borrow_mut();
+            let slot = t.entries.insert(Entry {
+                id,
+                loop_id,
+                deadline,
+                fired: false,
+                waker,
+            });
+            (slot, t.needs_arming(loop_id, deadline))
         });
-        TIMERS.with(|t| t.borrow_mut().insert(key, handle));
-        self.key = Some(key);
+        self.key = Some((slot, id));
+        if arm_now {
+            arm(loop_id, deadline);
+        }
     }
+
+    /// Moves the deadline (hyper's `Timer::reset`), keeping the registration.
+    fn reset(&mut self, deadline: Instant) {
+        self.deadline = deadline;
+        let Some((slot, id)) = self.key else { return };
+        let arm_on = SLEEPS.with(|t| {
+            let mut t = t.borrow_mut();
+            let e = t.entries.get_mut(slot).filter(|e| e.id == id)?;
+            e.deadline = deadline;
+            e.fired = false;
+            let loop_id = e.loop_id;
+            t.needs_arming(loop_id, deadline).then_some(loop_id)
+        });
+        if let Some(loop_id) = arm_on {
+            arm(loop_id, deadline);
+        }
+    }
+}
+
+/// A registered sleep's state, as `poll` finds it.
+enum Registered {
+    Fired,
+    /// Not fired, and the waker stored is the one polling.
+    Waiting,
+    /// Not fired, polled by another waker.
+    NewWaker,
 }
 
 impl Future for TulipSleep {
@@ -240,28 +374,38 @@ impl Future for TulipSleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        if this.shared.fired.load(Ordering::Acquire) {
+        if let Some((slot, id)) = this.key {
+            let state = SLEEPS.with(|t| {
+                let t = t.borrow();
+                let e = t.entries.get(slot).filter(|e| e.id == id)?;
+                Some(match &e.waker {
+                    _ if e.fired => Registered::Fired,
+                    Some(w) if w.will_wake(cx.waker()) => Registered::Waiting,
+                    _ => Registered::NewWaker,
+                })
+            });
+            match state {
+                Some(Registered::Fired) => return Poll::Ready(()),
+                Some(Registered::Waiting) => return Poll::Pending,
+                Some(Registered::NewWaker) => {
+                    // Cloned, and the old one dropped, with no borrow held.
+                    let new = cx.waker().clone();
+                    let old = SLEEPS.with(|t| {
+                        let mut t = t.borrow_mut();
+                        let e = t.entries.get_mut(slot)?;
+                        e.waker.replace(new)
+                    });
+                    drop(old);
+                    return Poll::Pending;
+                }
+                // Registered on another thread: register here, on this thread's loop.
+                None => this.key = None,
+            }
+        }
+        if this.deadline <= crate::event_loop::now() {
             return Poll::Ready(());
         }
-        if this.key.is_none() {
-            if this.deadline <= Instant::now() {
-                return Poll::Ready(());
-            }
-            this.register(cx.waker());
-            return Poll::Pending;
-        }
-        {
-            let mut w = this.shared.waker();
-            match &mut *w {
-                Some(old) if old.will_wake(cx.waker()) => {}
-                slot => *slot = Some(cx.waker().clone()),
-            }
-        }
-        // The callback sets `fired` before it takes the waker: checked again after storing
-        // ours, a wake-up cannot be missed, whichever thread this is.
-        if this.shared.fired.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
+        this.register(cx.waker());
         Poll::Pending
     }
 }
@@ -270,16 +414,18 @@ impl Sleep for TulipSleep {}
 
 impl Drop for TulipSleep {
     fn drop(&mut self) {
-        if let Some(key) = self.key {
-            // `try_with`: the thread may be exiting. Not found: the timer fired, or this is
-            // another thread; either way there is nothing to cancel here.
-            let handle = TIMERS
-                .try_with(|t| t.borrow_mut().remove(&key))
+        if let Some((slot, id)) = self.key {
+            // `try_with`: the thread may be exiting. Not found: another thread's sleep.
+            let entry = SLEEPS
+                .try_with(|t| {
+                    let mut t = t.try_borrow_mut().ok()?;
+                    let here = t.entries.get(slot).is_some_and(|e| e.id == id);
+                    here.then(|| t.entries.remove(slot))
+                })
                 .ok()
                 .flatten();
-            if let Some(h) = handle {
-                h.cancel();
-            }
+            // The waker drops here, after the borrow ended.
+            drop(entry);
         }
     }
 }
@@ -288,7 +434,7 @@ impl fmt::Debug for TulipSleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TulipSleep")
             .field("deadline", &self.deadline)
-            .field("fired", &self.shared.fired.load(Ordering::Relaxed))
+            .field("registered", &self.key.is_some())
             .finish()
     }
 }

@@ -132,6 +132,7 @@
 //! | a `StreamReader` / `StreamWriter` over a pipe, `sys.stdin` / `sys.stdout` | [`unix::open_read_pipe`], [`unix::open_write_pipe`], [`unix::stdin`], [`unix::stdout`] |
 //! | `loop.add_signal_handler` / `remove_signal_handler` | [`EventLoop::add_signal_handler`], [`EventLoop::remove_signal_handler`]; as a stream: [`signal`] |
 //! | `asyncio.run`'s Ctrl-C handling, `asyncio.Runner` | [`run`] (on by default), [`run_with`] and [`RunOptions`](task::RunOptions) |
+//! | (none; Twisted's `task.Clock`, tokio's paused clock) | [`EventLoop::with_virtual_time`], `#[tulip::test(virtual_time)]` |
 //! | `asyncio.create_subprocess_exec` / `create_subprocess_shell` | [`create_subprocess_exec`] / [`create_subprocess_shell`] with [`SubprocessOptions`](unix::SubprocessOptions) → [`Process`] |
 //! | `loop.subprocess_exec` / `subprocess_shell` | [`subprocess_exec`] / [`subprocess_shell`] → [`SubprocessTransport`] |
 //! | `asyncio.SubprocessProtocol` | [`SubprocessProtocol`] |
@@ -297,6 +298,15 @@ pub use unix::subprocess::{SubprocessTransport, subprocess_exec, subprocess_shel
 
 #[cfg(feature = "macros")]
 pub use tulip_macros::{main, test};
+
+// What `#[tulip::test(timeout = "…")]` expands to (not public API).
+#[cfg(feature = "macros")]
+mod test_timeout;
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::test_timeout::{TestTimeout, with_timeout};
+}
 
 #[doc(no_inline)]
 pub use socket2;

@@ -405,7 +405,12 @@ pub fn run_with<F: Future>(fut: F, options: RunOptions) -> F::Output {
             }
         }
     }
-    let lp = EventLoop::new().expect("tulip::run: cannot create the event loop");
+    let lp = if options.virtual_time {
+        EventLoop::with_virtual_time()
+    } else {
+        EventLoop::new()
+    };
+    let lp = lp.expect("tulip::run: cannot create the event loop");
     let guard = CloseOnDrop(lp);
     let interrupt = if options.handle_sigint {
         crate::unix::signal::install_interrupt(&guard.0)
@@ -430,6 +435,7 @@ pub fn run_with<F: Future>(fut: F, options: RunOptions) -> F::Output {
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     handle_sigint: bool,
+    virtual_time: bool,
 }
 
 impl Default for RunOptions {
@@ -443,6 +449,7 @@ impl RunOptions {
     pub fn new() -> RunOptions {
         RunOptions {
             handle_sigint: true,
+            virtual_time: false,
         }
     }
 
@@ -451,6 +458,21 @@ impl RunOptions {
     /// process at once, without running `Drop`s).
     pub fn handle_sigint(mut self, on: bool) -> RunOptions {
         self.handle_sigint = on;
+        self
+    }
+
+    /// Whether the loop runs on virtual time (see [`EventLoop::with_virtual_time`]); off by
+    /// default. `#[tulip::test(virtual_time)]` turns it on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let opts = tulip::task::RunOptions::new().virtual_time(true);
+    /// let wall = std::time::Instant::now();
+    /// tulip::run_with(tulip::sleep(Duration::from_secs(3600)), opts);
+    /// assert!(wall.elapsed() < Duration::from_secs(60));
+    /// ```
+    pub fn virtual_time(mut self, on: bool) -> RunOptions {
+        self.virtual_time = on;
         self
     }
 }

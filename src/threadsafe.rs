@@ -290,7 +290,8 @@ impl<T> ConcurrentFuture<T> {
     /// As `wait`; and an error of kind `TimedOut` ([`TimeoutError`]) if the outcome is not
     /// there in time, which leaves the future pending: wait again, await it or cancel it.
     pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<T> {
-        self.wait_until(Some(crate::event_loop::deadline_after(timeout)))
+        // The wall clock, also beside a loop on virtual time: this thread blocks for real.
+        self.wait_until(Some(crate::event_loop::real_deadline_after(timeout)))
     }
 
     fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<T> {

@@ -20,6 +20,11 @@ pub use crate::time_interval::{Interval, Tick};
 /// A duration too long for `Instant` — `Duration::MAX`, Rust's "no deadline" — sleeps for
 /// ever (until cancelled) and never panics.
 ///
+/// The duration is measured on the running loop's clock ([`EventLoop::time`](crate::EventLoop::time)):
+/// on a loop on [virtual time](crate::EventLoop::with_virtual_time) a `sleep(30 s)` ends when
+/// the clock has jumped 30 s, at once if nothing else is waited for. Made while no loop runs
+/// on the thread, it is measured from the wall clock's now.
+///
 /// # Panics
 /// When polled outside of a running loop.
 ///
@@ -73,15 +78,24 @@ impl Future for Sleep {
             cb.set_waker(cx.waker());
             return Poll::Pending;
         }
-        if self.deadline <= Instant::now() {
-            return Poll::Ready(());
-        }
-        let cb = WakerCallback::new(cx.waker().clone());
         let deadline = self.deadline;
-        let handle = with_current(|inner| inner.call_at(deadline, cb.clone()))
-            .expect("tulip::sleep polled outside of a running event loop");
-        self.timer = Some((handle, cb));
-        Poll::Pending
+        // The running loop's clock (virtual time included); the wall clock outside of one.
+        let timer = with_current(|inner| {
+            if deadline <= inner.clock.now() {
+                return None;
+            }
+            let cb = WakerCallback::new(cx.waker().clone());
+            Some((inner.call_at(deadline, cb.clone()), cb))
+        });
+        match timer {
+            Some(None) => Poll::Ready(()),
+            Some(timer) => {
+                self.timer = timer;
+                Poll::Pending
+            }
+            None if deadline <= Instant::now() => Poll::Ready(()),
+            None => panic!("tulip::sleep polled outside of a running event loop"),
+        }
     }
 }
 
@@ -107,7 +121,9 @@ impl fmt::Debug for Sleep {
 /// `Err(TimeoutError)`, which converts into an `io::Error` of kind `TimedOut`.
 ///
 /// A duration too long for `Instant` (`Duration::MAX`: no deadline) never expires and never
-/// panics.
+/// panics. Like [`sleep`], it goes by the running loop's clock, virtual time included: a
+/// 30 s timeout around a future that never completes expires at once there (see
+/// [`EventLoop::with_virtual_time`](crate::EventLoop::with_virtual_time)).
 ///
 /// ```
 /// # tulip::run(async {

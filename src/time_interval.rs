@@ -37,7 +37,7 @@ use crate::time::{Sleep, sleep_until};
 /// });
 /// ```
 pub fn interval(period: Duration) -> Interval {
-    Interval::at(Instant::now(), period)
+    Interval::at(crate::event_loop::now(), period)
 }
 
 /// The stream of [`interval`].
@@ -88,7 +88,7 @@ impl Interval {
             return Poll::Pending;
         }
         let tick = self.sleep.deadline();
-        self.sleep = sleep_until(next_tick(tick, self.period, Instant::now()));
+        self.sleep = sleep_until(next_tick(tick, self.period, crate::event_loop::now()));
         Poll::Ready(tick)
     }
 }

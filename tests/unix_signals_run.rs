@@ -201,6 +201,35 @@ fn run_leaves_sigint_alone_when_asked_or_not_main() {
     });
 }
 
+/// `#[tulip::main(handle_sigint = false)]` runs its body with SIGINT left alone (the
+/// expansion is `run_with(…, RunOptions::new().handle_sigint(false))`), where plain
+/// `#[tulip::main]` installs `run`'s Ctrl-C handling. The attribute works on any function
+/// name, so both are called here, on the forked process's main thread.
+#[test]
+fn main_attribute_handle_sigint_false_leaves_sigint_alone() {
+    #[tulip::main(handle_sigint = false)]
+    async fn main_without_ctrl_c() -> libc::sighandler_t {
+        disposition(libc::SIGINT)
+    }
+    #[tulip::main]
+    async fn main_with_ctrl_c() -> libc::sighandler_t {
+        disposition(libc::SIGINT)
+    }
+    in_child(
+        "main_attribute_handle_sigint_false_leaves_sigint_alone",
+        || {
+            let (status, text) = forked(|out| {
+                use std::io::Write;
+                let off = main_without_ctrl_c();
+                let on = main_with_ctrl_c();
+                write!(out, "{} {}", off == libc::SIG_DFL, on != libc::SIG_DFL).unwrap();
+            });
+            assert!(status.success(), "{status}: {text:?}");
+            assert_eq!(text, "true true");
+        },
+    );
+}
+
 /// A SIGINT stream or handler the main future installs replaces `run`'s: Ctrl-C then only
 /// reaches them (two in a row do not kill), and `run` returns normally; afterwards SIGINT's
 /// default disposition is back.

@@ -1,6 +1,7 @@
 //! The event loop: ready queue, timer heap, selector and inbox, run one iteration at a time
 //! as asyncio's `BaseEventLoop._run_once` does.
 
+mod clock;
 mod context;
 mod dump;
 mod exception;
@@ -25,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use clock::Clock;
+pub(crate) use clock::now;
 pub(crate) use context::{Enter, current_rc, schedule, with_current};
 pub use context::{get_running_loop, try_get_running_loop};
 pub use exception::{ExceptionContext, set_last_resort};
@@ -66,6 +69,8 @@ pub(crate) struct Inner {
     this: Weak<Inner>,
     pub(crate) ready: ReadyQueue,
     timers: RefCell<TimerHeap>,
+    /// What `time()` reads: the wall clock, or virtual time (`clock.rs`).
+    pub(crate) clock: Clock,
     pub(crate) selector: Selector,
     pub(crate) remote: Arc<Remote>,
     running: Cell<bool>,
@@ -242,6 +247,7 @@ impl EventLoop {
                 this: this.clone(),
                 ready: ReadyQueue::default(),
                 timers: RefCell::new(TimerHeap::new()),
+                clock: Clock::real(),
                 selector,
                 remote,
                 running: Cell::new(false),
@@ -386,9 +392,12 @@ impl EventLoop {
     // ---- callbacks and timers -----------------------------------------------------------
 
     /// The loop's clock: a monotonic `Instant` (asyncio's `loop.time()` returns float
-    /// seconds; in Rust the `Instant` is the natural form).
+    /// seconds; in Rust the `Instant` is the natural form). It is `Instant::now()`, except on
+    /// a loop made by [`with_virtual_time`](EventLoop::with_virtual_time), whose clock moves
+    /// only when the loop jumps to its next timer. Timers, [`sleep`](crate::sleep),
+    /// [`timeout`](crate::timeout) and [`interval`](crate::interval) all go by this clock.
     pub fn time(&self) -> Instant {
-        Instant::now()
+        self.inner.clock.now()
     }
 
     /// Schedules `f` to run in the next iteration, after the callbacks scheduled before it
@@ -421,7 +430,8 @@ impl EventLoop {
     /// # Panics
     /// If the loop is closed.
     pub fn call_later(&self, delay: Duration, f: impl FnOnce() + 'static) -> TimerHandle {
-        self.call_at(deadline_after(delay), f)
+        // This loop's clock (virtual time included), also when called before it runs.
+        self.call_at(add_saturating(self.time(), delay), f)
     }
 
     /// Schedules `f` to run at `when` (asyncio's `call_at`).
@@ -697,10 +707,22 @@ impl Inner {
             self.drain_inbox();
         }
         let next = self.timers.borrow_mut().next_deadline();
-        let timeout = if self.stopping.get() || !self.ready.is_empty() {
-            Some(Duration::ZERO)
-        } else {
-            next.map(|when| when.saturating_duration_since(Instant::now()))
+        let busy = self.stopping.get() || !self.ready.is_empty();
+        // Virtual time only matters with a timer pending: without one, not a check more.
+        let mut jump = None;
+        let timeout = match next {
+            Some(when) => {
+                let mut d = Duration::ZERO;
+                if !busy {
+                    d = when.saturating_duration_since(self.clock.now());
+                }
+                if self.clock.is_virtual() {
+                    (d, jump) = self.virtual_wait(when, d);
+                }
+                Some(d)
+            }
+            None if busy => Some(Duration::ZERO),
+            None => None,
         };
         let n = match self.selector.select(timeout) {
             Ok(n) => n,
@@ -716,7 +738,10 @@ impl Inner {
             self.drain_inbox();
         }
         if next.is_some() {
-            let now = Instant::now();
+            if let Some(jump) = jump {
+                self.virtual_wait_done(jump, n);
+            }
+            let now = self.clock.now();
             self.timers
                 .borrow_mut()
                 .pop_due(now, |cb| self.ready.push(Ready::Callback(cb)));
@@ -865,10 +890,20 @@ impl Drop for Inner {
     }
 }
 
-/// `Instant::now() + d`, or a moment that never comes if that does not fit (`Duration::MAX`
-/// means "no deadline" in Rust: it must not panic).
+/// Now on the running loop's clock (the wall clock when no loop runs) `+ d`, or a moment that
+/// never comes if that does not fit (`Duration::MAX` means "no deadline" in Rust: it must not
+/// panic).
 pub(crate) fn deadline_after(d: Duration) -> Instant {
-    let now = Instant::now();
+    add_saturating(now(), d)
+}
+
+/// [`deadline_after`] on the wall clock, for waits off the loop (another thread blocking).
+pub(crate) fn real_deadline_after(d: Duration) -> Instant {
+    add_saturating(Instant::now(), d)
+}
+
+/// `now + d`, or a moment that never comes if that does not fit.
+pub(crate) fn add_saturating(now: Instant, d: Duration) -> Instant {
     now.checked_add(d).unwrap_or_else(|| {
         // About 30 years: later than any loop runs, and fits every platform's `Instant`.
         now.checked_add(Duration::from_secs(30 * 365 * 86_400))

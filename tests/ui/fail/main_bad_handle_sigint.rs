@@ -1,0 +1,2 @@
+#[tulip::main(handle_sigint = "no")]
+async fn main() {}
