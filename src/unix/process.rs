@@ -570,6 +570,13 @@ impl DirectWrite {
     }
 
     async fn write_all(&self, input: &[u8]) -> io::Result<()> {
+        // What was written to stdin before (and still waits in the transport's buffer) goes
+        // first.
+        poll_fn(|cx| match self.t.inner.zero_copy() {
+            Some(hook) => hook.poll_flushed(cx),
+            None => Poll::Ready(Err(stdin_closed())),
+        })
+        .await?;
         let mut off = 0;
         poll_fn(|cx| {
             // Polled with the pipe still full (the readers share our task): wait on.
