@@ -516,7 +516,11 @@ async fn communicate(
             None => Ok(()),
         }
     };
-    let (fed, out, err) = join3(feed, read_all(stdout.as_mut()), read_all(stderr.as_mut())).await;
+    // The readers are polled before the writer: emptying the child's stdout first lets it
+    // go on writing while we fill its stdin, so one wake-up of the child moves one chunk
+    // each way (writing first woke it twice per chunk here: once for the input, once more
+    // for the room in its stdout; tokio's order, measured with `perf stat`).
+    let (out, err, fed) = join3(read_all(stdout.as_mut()), read_all(stderr.as_mut()), feed).await;
     fed?;
     let (out, err) = (out?, err?);
     Wait { watch }.await;
