@@ -483,6 +483,35 @@ async fn communicate_32_mib_through_cat() -> io::Result<()> {
     Ok(())
 }
 
+/// Bytes written to stdin before `communicate`, still in the transport's buffer (the child
+/// stops reading once its stdout is full), go first: `communicate` writes its input only
+/// after them.
+#[tulip::test]
+async fn communicate_after_a_buffered_write_keeps_the_order() -> io::Result<()> {
+    let _w = support::watchdog("communicate_after_a_buffered_write_keeps_the_order", 30);
+    let first: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    let second = vec![b'z'; 1 << 20];
+    let mut p = create_subprocess_exec("cat", NO_ARGS, piped()).await?;
+    let stdin = p.stdin.as_ref().expect("stdin pipe");
+    stdin.write(&first);
+    assert!(
+        stdin.transport().get_write_buffer_size() > 0,
+        "a pipe holds less than 1 MiB: some of it waits in the buffer"
+    );
+    // Blocking the loop, so the buffer is not flushed meanwhile: `cat` empties the pipe
+    // (into its stdout, until that is full), and there is room in it when `communicate` starts.
+    std::thread::sleep(Duration::from_millis(100));
+    let (out, _) = p.communicate(Some(&second)).await?;
+    let out = out.expect("stdout");
+    assert_eq!(out.len(), first.len() + second.len());
+    assert!(
+        out[..first.len()] == first[..],
+        "the buffered bytes came first"
+    );
+    assert!(out[first.len()..] == second[..], "then the input");
+    Ok(())
+}
+
 /// A child writing much to stdout and stderr at once while we write to it: no deadlock.
 // CPython: test_subprocess.py SubprocessMixin.test_communicate (large output variant)
 #[tulip::test]

@@ -147,7 +147,8 @@ fn smol_run(w: Work) -> io::Result<Duration> {
                 };
                 // Not `read_to_end`: futures-lite's zeroes all the spare capacity again at
                 // every `Pending` (quadratic with a preallocated vector, ~40 MB/s here).
-                // Zeroed room, each byte once, as tulip's `communicate` reads.
+                // Zeroed room, each byte once (`AsyncRead` takes initialised memory; tulip's
+                // `communicate` and tokio's `read_to_end` read into spare capacity).
                 let reader = async move {
                     let (mut out, mut filled) = (Vec::with_capacity(bytes), 0);
                     loop {

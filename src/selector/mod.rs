@@ -390,6 +390,14 @@ impl Selector {
 
     // ---- one iteration -----------------------------------------------------------------
 
+    /// How many waits the backend made so far. The events being dispatched came from wait
+    /// number `waits()`: a waiter that registered after that wait, while the count was the
+    /// same, learns nothing from them (it saw the fd after them).
+    #[inline]
+    pub(crate) fn waits(&self) -> u64 {
+        self.rearm.waits()
+    }
+
     /// Whether the backend watches any fd but the notifier: if not, a zero-timeout poll can
     /// be skipped (there is no I/O it could report, and the inbox has its own flag).
     #[inline]

@@ -121,6 +121,12 @@ impl Rearm {
         self.suspects.borrow().is_empty()
     }
 
+    /// How many waits so far.
+    #[inline]
+    pub(super) fn waits(&self) -> u64 {
+        self.iteration.get()
+    }
+
     /// One more wait.
     #[inline]
     pub(super) fn count_wait(&self) {

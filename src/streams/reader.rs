@@ -116,19 +116,22 @@ impl StreamReader {
         Poll::Pending
     }
 
-    /// `poll_read` with nothing buffered and a large `out`: receives straight into it (see
-    /// [`Direct`]). `None`: the transport cannot; wait for the buffer instead.
+    /// `poll_read` with nothing buffered and a large destination of `len` bytes: receives
+    /// straight into it with `read` (see [`Direct`]). `None`: the transport cannot; wait for
+    /// the buffer instead.
+    #[inline]
     fn poll_direct(
         &mut self,
         cx: &mut Context<'_>,
-        out: &mut [u8],
+        len: usize,
+        read: impl FnOnce(&Transport) -> Option<io::Result<usize>>,
     ) -> Option<Poll<io::Result<usize>>> {
         let s = &*self.state;
         if s.eof.get() || s.lost.get() || !s.buf.borrow().is_empty() {
             return None;
         }
         match s.direct.get() {
-            Direct::Ready | Direct::Woken => match self.transport.try_read_into(out) {
+            Direct::Ready | Direct::Woken => match read(&self.transport) {
                 // EOF: the transport told the protocol (`eof_received`).
                 Some(Ok(0)) => {
                     s.direct.set(Direct::Off);
@@ -136,7 +139,7 @@ impl StreamReader {
                 }
                 Some(Ok(n)) => {
                     s.last_recv.set(n);
-                    s.direct.set(if n == out.len() {
+                    s.direct.set(if n == len {
                         Direct::Ready
                     } else {
                         Direct::Drained
@@ -176,6 +179,50 @@ impl StreamReader {
             let total = self.buf.len() + s.buf.borrow().len();
             s.resume_if_room(total, false);
         }
+    }
+
+    /// `poll_read` into the spare capacity of `out` (at least `room` bytes of it, reserved
+    /// if needed), extending its length by what was read: no zeroing of the room ahead of
+    /// the data. `Ready(Ok(0))` at EOF. The direct receive of `poll_read` applies.
+    pub(crate) fn poll_read_spare(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<u8>,
+        room: usize,
+    ) -> Poll<io::Result<usize>> {
+        if room == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        if out.capacity() - out.len() < room {
+            out.reserve(room);
+        }
+        if self.buf.is_empty() {
+            if room >= DIRECT_MIN && self.state.last_recv.get() >= DIRECT_MIN {
+                let spare = &mut out.spare_capacity_mut()[..room];
+                match self.poll_direct(cx, room, |t| t.try_read_uninit(spare)) {
+                    Some(Poll::Ready(Ok(n))) => {
+                        assert!(n <= room, "a read reported more bytes than it had room for");
+                        // SAFETY: the read initialised the first `n` (≤ `room`) bytes of the
+                        // spare capacity, as it reported.
+                        unsafe { out.set_len(out.len() + n) };
+                        return Poll::Ready(Ok(n));
+                    }
+                    Some(p) => return p,
+                    None => {}
+                }
+            }
+            match self.poll_more(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(false)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(true)) => {}
+            }
+        }
+        let n = room.min(self.buf.len());
+        out.extend_from_slice(&self.buf.data()[..n]);
+        self.buf.consume(n);
+        self.consumed();
+        Poll::Ready(Ok(n))
     }
 
     async fn more(&mut self) -> io::Result<bool> {
@@ -380,7 +427,8 @@ impl futures_io::AsyncRead for StreamReader {
         }
         if this.buf.is_empty() {
             if out.len() >= DIRECT_MIN && this.state.last_recv.get() >= DIRECT_MIN {
-                if let Some(p) = this.poll_direct(cx, out) {
+                let len = out.len();
+                if let Some(p) = this.poll_direct(cx, len, |t| t.try_read_into(out)) {
                     return p;
                 }
             }

@@ -23,7 +23,7 @@ pub(crate) use datagram::{BATCH, RecvBatch, gro_enabled, send_batch, sendto, set
 pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };
-pub(crate) use pipe::{PipeKind, pipe_kind, set_nonblocking, sigpipe_kills};
+pub(crate) use pipe::{PipeKind, pipe_kind, read_uninit, set_nonblocking, sigpipe_kills};
 #[cfg(target_os = "linux")]
 pub(crate) use process::pidfd_open;
 #[cfg(unix)]

@@ -2,7 +2,8 @@
 //! `fstat` check), its blocking mode, and whether `SIGPIPE` would kill the process.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, RawFd};
 
 use rustix::fs::{FileType, OFlags};
 
@@ -45,6 +46,18 @@ pub(crate) fn set_nonblocking(fd: impl AsFd, on: bool) -> io::Result<bool> {
         rustix::fs::fcntl_setfl(fd, new)?;
     }
     Ok(was)
+}
+
+/// `read(2)` into possibly-uninitialised memory (a vector's spare capacity): no zeroing
+/// ahead of the data. Returns how many bytes it wrote at the start of `buf` (≤ its length),
+/// which are initialised once it returns.
+#[inline]
+pub(crate) fn read_uninit(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes (`MaybeUninit<u8>` has the layout
+    // of `u8`); the kernel only writes into it, so no uninitialised byte is read. A closed fd
+    // is EBADF.
+    super::retry(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+        .map(|n| n as usize)
 }
 
 /// Whether `SIGPIPE` has its default disposition — a `write` to a pipe whose reader is gone

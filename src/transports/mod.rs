@@ -111,6 +111,11 @@ pub(crate) trait TransportImpl {
     fn try_read_into(&self, _buf: &mut [u8]) -> Option<io::Result<usize>> {
         None
     }
+    /// [`try_read_into`](TransportImpl::try_read_into) into possibly-uninitialised memory
+    /// (see [`Transport::try_read_uninit`]).
+    fn try_read_uninit(&self, _buf: &mut [std::mem::MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+        None
+    }
     /// The transport's `sendfile` hook (`transports/sendfile.rs`); `None` where it has none
     /// (TLS: `tulip::sendfile` copies through `write`).
     fn zero_copy(&self) -> Option<&dyn sendfile::ZeroCopy> {
@@ -284,6 +289,17 @@ impl Transport {
     #[inline]
     pub(crate) fn try_read_into(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
         self.inner.try_read_into(buf)
+    }
+
+    /// [`try_read_into`](Transport::try_read_into) into possibly-uninitialised memory (a
+    /// vector's spare capacity): `Some(Ok(n))` means the first `n` bytes of `buf` (n ≤ its
+    /// length) are initialised.
+    #[inline]
+    pub(crate) fn try_read_uninit(
+        &self,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Option<io::Result<usize>> {
+        self.inner.try_read_uninit(buf)
     }
 
     /// The current protocol, if it is a `P` (asyncio's `get_protocol`).

@@ -16,6 +16,7 @@
 //! [`RawIo::close`], after deregistration.
 
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::Once;
@@ -155,6 +156,13 @@ impl RawIo for PipeIo {
         match self.end {
             End::Read => sys::read(self.fd, buf),
             // Never data on a write end (a stream reader put on it waits for ever).
+            End::Write => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    fn read_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        match self.end {
+            End::Read => sys::read_uninit(self.fd, buf),
             End::Write => Err(io::ErrorKind::WouldBlock.into()),
         }
     }

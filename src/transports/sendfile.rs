@@ -40,6 +40,11 @@ pub(crate) trait ZeroCopy {
     fn socket_fd(&self) -> Option<RawFd>;
     /// The socket is full: wake `cx` when it is writable (or the connection is lost).
     fn wait_writable(&self, cx: &mut Context<'_>);
+    /// Whether a [`wait_writable`](ZeroCopy::wait_writable) (or a pending
+    /// [`poll_flushed`](ZeroCopy::poll_flushed)) still waits: its waker was not woken yet.
+    /// A future polled for another reason (it shares its task) can then skip a write that
+    /// would only be `EAGAIN`, and wait again.
+    fn is_waiting(&self) -> bool;
     /// Writes `data` ahead of the held writes (the copy fallback's chunks), without telling
     /// the protocol about flow control.
     fn write_direct(&self, data: &[u8]);
@@ -114,10 +119,22 @@ impl SendfileSlot {
         self.waker.set(Some(cx.waker().clone()));
     }
 
-    /// Wakes the future, if it waits.
-    pub(crate) fn wake(&self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
+    /// Whether a waker waits to be woken.
+    pub(crate) fn is_waiting(&self) -> bool {
+        let w = self.waker.take();
+        let waiting = w.is_some();
+        self.waker.set(w);
+        waiting
+    }
+
+    /// Wakes the future, if it waits; whether it did.
+    pub(crate) fn wake(&self) -> bool {
+        match self.waker.take() {
+            Some(w) => {
+                w.wake();
+                true
+            }
+            None => false,
         }
     }
 }

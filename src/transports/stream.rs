@@ -13,6 +13,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
@@ -42,6 +43,16 @@ pub(crate) trait RawIo: 'static {
     }
     /// One read into `buf`; `Ok(0)` is end of stream.
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// [`read`](RawIo::read) into possibly-uninitialised memory; returns how many bytes it
+    /// initialised at the start of `buf`. By default `buf` is zeroed first (a stream that
+    /// can read into it as it is says so).
+    fn read_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        buf.fill(MaybeUninit::new(0));
+        // SAFETY: every byte of `buf` was just initialised; `MaybeUninit<u8>` has the
+        // layout of `u8`.
+        let init = unsafe { &mut *(std::ptr::from_mut(buf) as *mut [u8]) };
+        self.read(init)
+    }
     /// One write of `buf`.
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
     /// One vectored write of `bufs`.
@@ -123,6 +134,15 @@ pub(crate) struct StreamTransport<R: RawIo> {
     paused: Cell<bool>,
     reader: IoWatch,
     writer: IoWatch,
+    /// The writer stays registered, with nothing buffered, for a sendfile (or a direct
+    /// writer) that was just woken by it and is expected to fill the fd again: its next
+    /// [`ZeroCopy::wait_writable`] then costs no `epoll_ctl` (two per wait otherwise). Dropped
+    /// at the first readiness nobody waits for, and when the sendfile ends.
+    writer_kept: Cell<bool>,
+    /// The selector's wait count ([`Selector::waits`](crate::selector::Selector::waits)) when
+    /// the sendfile last called `wait_writable`: a readiness from that same wait is older
+    /// than the write that filled the fd, and is no news.
+    waited_at: Cell<u64>,
     /// A `tulip::sendfile` in progress (`transports/sendfile.rs`).
     sendfile: SendfileSlot,
 }
@@ -151,6 +171,8 @@ impl<R: RawIo> StreamTransport<R> {
             paused: Cell::new(false),
             reader: IoWatch::new(Direction::Read),
             writer: IoWatch::new(Direction::Write),
+            writer_kept: Cell::new(false),
+            waited_at: Cell::new(u64::MAX),
             sendfile: SendfileSlot::default(),
         });
         let t2 = t.clone();
@@ -283,6 +305,7 @@ impl<R: RawIo> StreamTransport<R> {
     }
 
     fn remove_writer(&self) {
+        self.writer_kept.set(false);
         self.io.remove_watch(&self.writer, &self.core.lp, self.fd);
     }
 
@@ -296,6 +319,7 @@ impl<R: RawIo> StreamTransport<R> {
             .borrow_mut()
             .flush(|iov| io.write_vectored(iov));
         match r {
+            Ok(0) if self.sendfile.is_active() && self.stale_for_sendfile() => return,
             Ok(_) => {}
             Err(e) if crate::sys::is_would_block(&e) => return,
             Err(e) => {
@@ -308,16 +332,33 @@ impl<R: RawIo> StreamTransport<R> {
         let size = self.write_buf.borrow().len() + self.sendfile.held_len();
         self.core.buffer_shrank(size); // may write more (asyncio: "May append to buffer")
         if self.write_buf.borrow().is_empty() && !self.core.is_lost() {
-            self.remove_writer();
             if self.sendfile.is_active() {
-                // The sendfile goes on; `close` and `write_eof` wait for its end.
-                self.sendfile.wake();
-            } else if self.core.life() == Life::Closing {
+                // The sendfile goes on; `close` and `write_eof` wait for its end. It will
+                // most likely fill the fd and wait again: the writer stays while it is woken.
+                if self.sendfile.wake() {
+                    self.writer_kept.set(true);
+                } else {
+                    self.remove_writer();
+                }
+                return;
+            }
+            self.remove_writer();
+            if self.core.life() == Life::Closing {
                 Core::finish(self, None);
             } else if self.eof.get() {
                 self.shutdown_write();
             }
         }
+    }
+
+    /// Nothing was buffered, and the sendfile that waits for room registered after the wait
+    /// that reported it (it filled the fd since): ignore the readiness. The writer stays;
+    /// epoll is level-triggered, so the next wait reports the room if there is any.
+    #[cold]
+    fn stale_for_sendfile(&self) -> bool {
+        self.writer_kept.get()
+            && self.waited_at.get() == self.core.lp.inner.selector.waits()
+            && self.sendfile.is_waiting()
     }
 
     /// `write` of `data`, the sendfile aside: tried at once when nothing is buffered,
@@ -409,7 +450,7 @@ impl<R: RawIo> Host for StreamTransport<R> {
         if self.core.is_lost() {
             return;
         }
-        if !self.write_buf.borrow().is_empty() {
+        if !self.write_buf.borrow().is_empty() || self.writer_kept.get() {
             self.write_buf.borrow_mut().clear();
             self.remove_writer();
         }
@@ -571,6 +612,25 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
     }
 
     fn try_read_into(&self, buf: &mut [u8]) -> Option<io::Result<usize>> {
+        self.try_read_with(|io| io.read(buf))
+    }
+
+    fn try_read_uninit(&self, buf: &mut [MaybeUninit<u8>]) -> Option<io::Result<usize>> {
+        self.try_read_with(|io| io.read_uninit(buf))
+    }
+
+    fn zero_copy(&self) -> Option<&dyn ZeroCopy> {
+        Some(self)
+    }
+}
+
+impl<R: RawIo> StreamTransport<R> {
+    /// `try_read_into` with the read `read` makes.
+    #[inline]
+    fn try_read_with(
+        &self,
+        read: impl FnOnce(&R) -> io::Result<usize>,
+    ) -> Option<io::Result<usize>> {
         if self.core.is_closing()
             || self.paused.get()
             || self.read_eof.get()
@@ -579,7 +639,7 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
         {
             return None;
         }
-        match self.io.read(buf) {
+        match read(&self.io) {
             Ok(0) => {
                 // As `read_ready` would: the protocol hears `eof_received`.
                 self.read_eof();
@@ -596,10 +656,6 @@ impl<R: RawIo> TransportImpl for StreamTransport<R> {
                 Some(Err(copy))
             }
         }
-    }
-
-    fn zero_copy(&self) -> Option<&dyn ZeroCopy> {
-        Some(self)
     }
 }
 
@@ -641,8 +697,18 @@ impl<R: RawIo> ZeroCopy for StreamTransport<R> {
             cx.waker().wake_by_ref();
             return;
         }
+        // A waker that still waits means the writer is registered (for it, or for the
+        // buffer that `poll_flushed` waits on): no need to ask the kernel again.
+        let registered = self.writer_kept.get() || self.sendfile.is_waiting();
         self.sendfile.set_waker(cx);
-        self.add_writer();
+        self.waited_at.set(self.core.lp.inner.selector.waits());
+        if !registered {
+            self.add_writer();
+        }
+    }
+
+    fn is_waiting(&self) -> bool {
+        !self.core.is_lost() && self.sendfile.is_waiting()
     }
 
     fn write_direct(&self, data: &[u8]) {
@@ -683,12 +749,18 @@ impl<R: RawIo> ZeroCopy for StreamTransport<R> {
             wb.is_empty()
         };
         if !empty {
+            self.writer_kept.set(false);
             self.add_writer();
         } else if self.core.life() == Life::Closing {
             self.remove_writer();
             self.core.lose(None);
-        } else if self.eof.get() {
-            self.shutdown_write();
+        } else {
+            if self.writer_kept.get() {
+                self.remove_writer();
+            }
+            if self.eof.get() {
+                self.shutdown_write();
+            }
         }
     }
 }

@@ -17,8 +17,6 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use futures_io::AsyncRead as _;
-
 use super::child::{self, ChildWatch};
 use crate::event_loop::{EventLoop, get_running_loop};
 use crate::streams::{DEFAULT_LIMIT, StreamReader, StreamWriter, pipe_pair};
@@ -518,7 +516,11 @@ async fn communicate(
             None => Ok(()),
         }
     };
-    let (fed, out, err) = join3(feed, read_all(stdout.as_mut()), read_all(stderr.as_mut())).await;
+    // The readers are polled before the writer: emptying the child's stdout first lets it
+    // go on writing while we fill its stdin, so one wake-up of the child moves one chunk
+    // each way (writing first woke it twice per chunk here: once for the input, once more
+    // for the room in its stdout; tokio's order, measured with `perf stat`).
+    let (out, err, fed) = join3(read_all(stdout.as_mut()), read_all(stderr.as_mut()), feed).await;
     fed?;
     let (out, err) = (out?, err?);
     Wait { watch }.await;
@@ -572,8 +574,22 @@ impl DirectWrite {
     }
 
     async fn write_all(&self, input: &[u8]) -> io::Result<()> {
+        // What was written to stdin before (and still waits in the transport's buffer) goes
+        // first.
+        poll_fn(|cx| match self.t.inner.zero_copy() {
+            Some(hook) => hook.poll_flushed(cx),
+            None => Poll::Ready(Err(stdin_closed())),
+        })
+        .await?;
         let mut off = 0;
         poll_fn(|cx| {
+            // Polled with the pipe still full (the readers share our task): wait on.
+            if let Some(hook) = self.t.inner.zero_copy() {
+                if hook.is_waiting() {
+                    hook.wait_writable(cx);
+                    return Poll::Pending;
+                }
+            }
             for _ in 0..WRITE_BUDGET {
                 if off == input.len() {
                     return Poll::Ready(Ok(()));
@@ -585,7 +601,14 @@ impl DirectWrite {
                 match self.fd.with_fd(|fd| sys::write(fd.as_raw_fd(), rest)) {
                     // The transport closed the pipe (its reader went away).
                     None => return Poll::Ready(Err(stdin_closed())),
-                    Some(Ok(n)) => off += n,
+                    Some(Ok(n)) if n == rest.len() => off += n,
+                    // A short write: the pipe is full (another write would be `EAGAIN`).
+                    // Readiness is level-triggered: if it has room again, we hear at once.
+                    Some(Ok(n)) => {
+                        off += n;
+                        hook.wait_writable(cx);
+                        return Poll::Pending;
+                    }
                     Some(Err(e)) if sys::is_would_block(&e) => {
                         hook.wait_writable(cx);
                         return Poll::Pending;
@@ -621,29 +644,22 @@ fn stdin_closed() -> io::Error {
 /// no copy through the loop's shared buffer and the stream's buffer.
 async fn read_all(r: Option<&mut StreamReader>) -> io::Result<Option<Vec<u8>>> {
     let Some(r) = r else { return Ok(None) };
-    // `out[..filled]` is data, `out[filled..]` zeroed room (each byte is zeroed once).
+    // Read into the vector's spare capacity: nothing is zeroed ahead of the data.
     let mut out = Vec::new();
-    let mut filled = 0;
     loop {
-        if filled == out.len() {
-            let grow = filled.clamp(READ_MIN, READ_MAX);
-            out.resize(filled + grow, 0);
-        }
-        let dest = &mut out[filled..];
-        let n = poll_fn(|cx| Pin::new(&mut *r).poll_read(cx, dest)).await?;
+        let room = out.len().clamp(READ_MIN, READ_MAX);
+        let n = poll_fn(|cx| r.poll_read_spare(cx, &mut out, room)).await?;
         if n == 0 {
-            out.truncate(filled);
-            if out.capacity() - filled > READ_MIN {
+            if out.capacity() - out.len() > READ_MIN {
                 out.shrink_to_fit();
             }
             return Ok(Some(out));
         }
-        filled += n;
     }
 }
 
-/// The room `read_all` starts with, and the most it adds at a time (past that the vector
-/// still doubles its capacity, but only this much is zeroed ahead of the data).
+/// The room `read_all` reads into at first, and the most it reads at a time (the vector
+/// grows as it does, doubling its capacity).
 const READ_MIN: usize = 16 * 1024;
 const READ_MAX: usize = 1024 * 1024;
 
