@@ -52,26 +52,22 @@ fn is_a_stream() {
     });
 }
 
-#[test]
-fn missed_ticks_are_skipped_not_burst() {
-    let _w = support::watchdog("interval_skip", 20);
-    tulip::run(async {
-        let mut iv = tulip::interval(ms(20));
-        let t0 = iv.tick().await;
-        // The loop is busy for 3.5 periods: ticks 1, 2 and 3 are missed.
-        std::thread::sleep(ms(70));
-        // The late tick comes at once...
-        let before = Instant::now();
-        assert_eq!(iv.tick().await, t0 + ms(20));
-        assert!(
-            before.elapsed() < ms(15),
-            "the late tick is delivered at once"
-        );
-        // ...then ticks 2 and 3 are skipped: the next is the 4th, on the original phase.
-        let next = iv.tick().await;
-        assert_eq!(next, t0 + ms(80));
-        assert!(Instant::now() >= next);
-    });
+/// In virtual time, so that the busy stretch is exactly 3.5 periods (on the wall clock a loaded
+/// machine could oversleep into a fourth period and the test would not know which tick comes).
+#[tulip::test(virtual_time)]
+async fn missed_ticks_are_skipped_not_burst() {
+    let lp = tulip::get_running_loop();
+    let mut iv = tulip::interval(ms(20));
+    let t0 = iv.tick().await;
+    assert_eq!(t0, lp.time(), "the first tick is at once");
+    // The loop is busy for 3.5 periods: ticks 1, 2 and 3 are missed.
+    lp.advance(ms(70));
+    // The late tick comes at once...
+    assert_eq!(iv.tick().await, t0 + ms(20));
+    assert_eq!(lp.time(), t0 + ms(70), "the late tick is delivered at once");
+    // ...then ticks 2 and 3 are skipped: the next is the 4th, on the original phase.
+    assert_eq!(iv.tick().await, t0 + ms(80));
+    assert_eq!(lp.time(), t0 + ms(80));
 }
 
 #[test]
