@@ -620,7 +620,7 @@ fn dump_lists_readers_timers_tasks_transports_and_servers() {
     assert!(text.contains("transports and servers: 3"), "{text}");
     // A transport's state, write limits and protocol type.
     assert!(
-        text.contains("open, write limits 16384..65536, protocol "),
+        text.contains("open, 0 bytes buffered, write limits 16384..65536, protocol "),
         "{text}"
     );
     assert!(text.contains("Quiet"), "{text}");
@@ -733,6 +733,31 @@ fn a_failing_start_server_handler_names_its_task() {
             .as_deref()
             .is_some_and(|n| n.starts_with("Task-")),
         "{seen:?}"
+    );
+    lp.close();
+}
+
+/// What a transport still has to send is in the dump (a memory connection whose peer stopped
+/// reading, so the bytes stay in the write buffer).
+#[test]
+fn dump_shows_the_bytes_a_transport_has_buffered() {
+    let _w = support::watchdog("dump_shows_the_bytes_a_transport_has_buffered", 20);
+    let lp = EventLoop::new().unwrap();
+    let text = lp.run_until_complete(async {
+        let end = tulip::testing::MemorySocket::new();
+        end.pause_peer_reading();
+        let (t, _) = end.connect(Quiet);
+        tulip::testing::settle().await;
+        t.write(b"twelve bytes");
+        tulip::testing::settle().await;
+        assert_eq!(t.get_write_buffer_size(), 12);
+        let text = tulip::get_running_loop().dump();
+        t.abort();
+        text
+    });
+    assert!(
+        text.contains("open, 12 bytes buffered, write limits"),
+        "{text}"
     );
     lp.close();
 }

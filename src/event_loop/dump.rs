@@ -153,9 +153,8 @@ impl EventLoop {
     ///
     /// Cheap enough to call from a signal handler callback or a debug endpoint of a running
     /// program; it borrows nothing while user code runs (no user code runs). A transport is
-    /// listed with its state, write-buffer limits, whether writing is paused and its
-    /// protocol's type; the number of bytes in its write buffer is not (the loop does not
-    /// reach it without asking each kind of transport).
+    /// listed with its state, the bytes in its write buffer (`get_write_buffer_size`), its
+    /// write-buffer limits, whether writing is paused and its protocol's type.
     ///
     /// ```
     /// tulip::run(async {

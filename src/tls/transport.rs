@@ -195,6 +195,10 @@ impl Host for TlsTransport {
         &self.core
     }
 
+    fn buffered_bytes(&self) -> Option<usize> {
+        Some(TransportImpl::get_write_buffer_size(self))
+    }
+
     /// The user's protocol panicked: the connection is aborted with that error.
     fn force_close(&self, exc: Option<io::Error>) {
         if let Some(e) = exc {

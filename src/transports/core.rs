@@ -111,6 +111,10 @@ pub(crate) trait Host: Sized + 'static {
     fn describe(&self) -> String {
         "transport".to_owned()
     }
+    /// The bytes waiting to be sent (`get_write_buffer_size`), for `EventLoop::dump`.
+    fn buffered_bytes(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A transport still open when its loop closes is closed by the loop (see
@@ -142,7 +146,11 @@ impl<H: Host> Resource for H {
             .protocol()
             .and_then(|p| p.cell.try_borrow().ok().map(|g| g.type_name()))
             .unwrap_or("-");
-        format!("{life}, write limits {low}..{high}{paused}, protocol {protocol}")
+        let buffered = self
+            .buffered_bytes()
+            .map(|n| format!(", {n} bytes buffered"))
+            .unwrap_or_default();
+        format!("{life}{buffered}, write limits {low}..{high}{paused}, protocol {protocol}")
     }
 }
 

@@ -539,6 +539,10 @@ impl Host for Endpoint {
         &self.core
     }
 
+    fn buffered_bytes(&self) -> Option<usize> {
+        Some(self.queued.get())
+    }
+
     fn force_close(&self, exc: Option<io::Error>) {
         if self.core.is_lost() {
             return;

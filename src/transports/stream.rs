@@ -446,6 +446,10 @@ impl<R: RawIo> Host for StreamTransport<R> {
         &self.core
     }
 
+    fn buffered_bytes(&self) -> Option<usize> {
+        Some(TransportImpl::get_write_buffer_size(self))
+    }
+
     fn force_close(&self, exc: Option<io::Error>) {
         if self.core.is_lost() {
             return;
