@@ -382,6 +382,7 @@ impl Future for YieldNow {
 /// let v = tulip::run(async { 1 + 1 });
 /// assert_eq!(v, 2);
 /// ```
+#[track_caller]
 pub fn run<F: Future>(fut: F) -> F::Output {
     run_with(fut, RunOptions::new())
 }
@@ -396,6 +397,7 @@ pub fn run<F: Future>(fut: F) -> F::Output {
 ///
 /// # Panics
 /// As [`run`].
+#[track_caller]
 pub fn run_with<F: Future>(fut: F, options: RunOptions) -> F::Output {
     struct CloseOnDrop(EventLoop);
     impl Drop for CloseOnDrop {

@@ -104,6 +104,71 @@ pub(crate) fn leave_step(prev: usize) {
     CURRENT_TASK.with(|c| c.set(prev));
 }
 
+/// Restores what [`enter_step`] replaced when dropped: for a step that may unwind (the main
+/// future's; a task's step catches its panics).
+pub(crate) struct StepGuard(usize);
+
+impl StepGuard {
+    #[inline(always)]
+    pub(crate) fn enter(key: usize) -> StepGuard {
+        StepGuard(enter_step(key))
+    }
+}
+
+impl Drop for StepGuard {
+    #[inline(always)]
+    fn drop(&mut self) {
+        leave_step(self.0);
+    }
+}
+
+/// The future that [`run_until_complete`](EventLoop::run_until_complete) polls, registered as a
+/// task for as long as it runs (asyncio's `run_until_complete` wraps its coroutine in a
+/// `Task`): inside it [`current_task`] answers it, and [`all_tasks`] and
+/// [`EventLoop::dump`] list it, with the caller of `run_until_complete` (or `tulip::run`, or
+/// the `#[tulip::main]` function) as its location.
+pub(crate) struct MainTask<'a> {
+    inner: &'a Inner,
+    key: usize,
+    id: u64,
+}
+
+impl<'a> MainTask<'a> {
+    pub(crate) fn register(
+        inner: &'a Inner,
+        location: &'static Location<'static>,
+        future: &'static str,
+    ) -> MainTask<'a> {
+        let id = inner.next_task_id.get();
+        inner.next_task_id.set(id + 1);
+        let meta = Rc::new(TaskMeta::new(id, None, location, future));
+        // The loop's close wakes registered tasks to cancel them; the main future is not
+        // the loop's to cancel (it returns before a close can run), so its waker does nothing.
+        let key = inner.tasks.borrow_mut().insert(TaskEntry {
+            meta,
+            waker: Waker::noop().clone(),
+        });
+        MainTask { inner, key, id }
+    }
+
+    #[inline(always)]
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+}
+
+impl Drop for MainTask<'_> {
+    fn drop(&mut self) {
+        let removed = match self.inner.tasks.try_borrow_mut() {
+            Ok(mut tasks) if tasks.get(self.key).is_some_and(|e| e.meta.id == self.id) => {
+                Some(tasks.remove(self.key))
+            }
+            _ => None,
+        };
+        drop(removed); // after the borrow: an entry's Drop runs no user code, but keep to the rule
+    }
+}
+
 /// The registry key of the running task, if a task's step is running.
 fn current_key() -> Option<usize> {
     CURRENT_TASK.with(Cell::get).checked_sub(1)
@@ -234,13 +299,15 @@ impl Inner {
 }
 
 /// The task whose step is running (asyncio's `asyncio.current_task()`), or `None` outside
-/// of a task: with no loop running, and in the future given to
-/// [`run_until_complete`](EventLoop::run_until_complete) or [`run`](crate::run) itself,
-/// which the loop polls directly rather than as a task (asyncio wraps it in one).
+/// of a task (no loop running, or a plain callback running). The future given to
+/// [`run_until_complete`](EventLoop::run_until_complete) or [`run`](crate::run) counts as a
+/// task while it runs, as in asyncio (which wraps it in one): it has an id and a default
+/// name, and its location is the caller of `run_until_complete` / `run`.
 ///
 /// ```
 /// tulip::run(async {
-///     assert!(tulip::current_task().is_none()); // the main future is not a task
+///     let main = tulip::current_task().expect("the main future is a task");
+///     assert!(main.name().starts_with("Task-"));
 ///     let t = tulip::task::Builder::new().name("worker").spawn(async {
 ///         tulip::current_task().map(|t| t.name().to_owned())
 ///     });
@@ -262,8 +329,9 @@ pub fn current_task() -> Option<TaskInfo> {
 /// tulip::run(async {
 ///     let t = tulip::spawn(std::future::pending::<()>());
 ///     let tasks = tulip::all_tasks();
-///     assert_eq!(tasks.len(), 1);
-///     assert_eq!(tasks[0].name(), "Task-1");
+///     assert_eq!(tasks.len(), 2);
+///     assert_eq!(tasks[0].name(), "Task-1"); // the main future
+///     assert_eq!(tasks[1].name(), "Task-2");
 ///     drop(t.cancel());
 /// });
 /// ```

@@ -57,7 +57,9 @@ fn set_name_renames_and_get_name_answers_after_the_end() {
         });
         t.set_name(format!("{:?}", [6]));
         assert_eq!(t.get_name(), "[6]");
-        assert_eq!(tulip::all_tasks()[0].name(), "[6]");
+        let listed = tulip::all_tasks();
+        let listed = listed.iter().find(|i| i.id() == t.id()).expect("listed");
+        assert_eq!(listed.name(), "[6]");
         // The task sees its new name too, and the handle keeps it once the task ended.
         let seen = (&mut t).await;
         assert_eq!(seen.as_deref(), Some("[6]"));
@@ -124,14 +126,24 @@ fn current_task_is_the_running_task_and_none_outside() {
     let id = t.id();
     assert_eq!(lp.run_until_complete(t), id);
     assert!(tulip::current_task().is_none());
-    // Nor in a plain callback, nor in the main future (which is not a task, see the docs).
+    // Nor in a plain callback. The main future is a task while it runs, as asyncio's
+    // run_until_complete wraps its coroutine in one: its location is this call.
     let in_callback = Rc::new(RefCell::new(Some(false)));
     let c = in_callback.clone();
     lp.call_soon(move || *c.borrow_mut() = Some(tulip::current_task().is_some()));
-    lp.run_until_complete(async {
-        assert!(tulip::current_task().is_none());
+    let main_id = lp.run_until_complete(async {
+        let main = tulip::current_task().expect("the main future is a task");
+        assert_eq!(main.state(), TaskState::Running);
+        assert_eq!(main.location().file(), file!());
+        assert_eq!(main.name(), format!("Task-{}", main.id()));
         tulip::yield_now().await;
+        main.id()
     });
+    assert!(main_id > id);
+    assert!(
+        lp.all_tasks().is_empty(),
+        "the main task is gone when its run ends"
+    );
     assert_eq!(*in_callback.borrow(), Some(false));
     lp.close();
 }
@@ -218,9 +230,11 @@ fn all_tasks_inside_a_task_shows_it_running() {
                 .collect::<Vec<_>>()
         });
         let seen = me.await;
+        // The main future first: a task while `run` runs it (asyncio's all_tasks lists it).
         assert_eq!(
             seen,
             [
+                ("Task-1".to_owned(), TaskState::Pending),
                 ("sleeper".to_owned(), TaskState::Pending),
                 ("me".to_owned(), TaskState::Running)
             ]

@@ -295,12 +295,18 @@ impl EventLoop {
     /// If the loop is closed or already running, if another loop runs on this thread, or if
     /// [`stop`](EventLoop::stop) is called before `fut` completes (asyncio raises
     /// `RuntimeError` in each case).
+    #[track_caller]
     pub fn run_until_complete<F: Future>(&self, fut: F) -> F::Output {
         let inner = &*self.inner;
         inner.check_can_run();
         let _enter = Enter::new(&self.inner);
         inner.running.set(true);
         let _running = RunningGuard(inner);
+        let main_task = crate::task_info::MainTask::register(
+            inner,
+            std::panic::Location::caller(),
+            std::any::type_name::<F>(),
+        );
         let main = Arc::new(MainWaker {
             woken: AtomicBool::new(true),
             remote: inner.remote.clone(),
@@ -318,6 +324,7 @@ impl EventLoop {
                 return;
             }
             main.woken.store(false, Ordering::Release);
+            let _step = crate::task_info::StepGuard::enter(main_task.key());
             if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
                 done.set(true);
                 out.set(Some(v));
