@@ -375,3 +375,78 @@ pub(crate) fn sendto(fd: RawFd, data: &[u8], addr: Option<&SockAddr>) -> io::Res
     })
     .map(|n| n as usize)
 }
+
+/// The most segments one UDP GSO send may carry (the kernel's `UDP_MAX_SEGMENTS`, 64 before
+/// Linux 5.5: the older, smaller limit, so that every kernel with GSO takes it).
+pub(crate) const GSO_MAX_SEGMENTS: usize = 64;
+
+/// The most bytes of UDP payload one send may carry (IPv4: 65,535 − 20 − 8).
+pub(crate) const GSO_MAX_BYTES: usize = 65_507;
+
+/// Sends `data` as datagrams of `segment` bytes (the last may be shorter) in one
+/// `sendmsg(2)` with a `UDP_SEGMENT` control message (Linux UDP GSO), to `addr` or the
+/// connected peer. `data` holds at most [`GSO_MAX_SEGMENTS`] segments and
+/// [`GSO_MAX_BYTES`] bytes. Elsewhere: `Unsupported`.
+pub(crate) fn send_gso(
+    fd: RawFd,
+    data: &[u8],
+    segment: u16,
+    addr: Option<&SockAddr>,
+) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        };
+        // Room for one control message of CMSG_SPACE(2) bytes (24 on 64-bit), aligned.
+        let mut control = [0u64; 4];
+        // SAFETY: an all-zero `msghdr` is valid (null pointers, zero lengths).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if let Some(a) = addr {
+            msg.msg_name = a.as_ptr() as *mut libc::c_void;
+            msg.msg_namelen = a.len();
+        }
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as _;
+        // SAFETY: `control` (32 bytes, 8-aligned) holds the one message of CMSG_SPACE(2)
+        // bytes that `msg_controllen` announces; CMSG_FIRSTHDR / CMSG_DATA point into it.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = libc::UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+            libc::CMSG_DATA(c).cast::<u16>().write_unaligned(segment);
+        }
+        // SAFETY: `msg` points at `iov` (over the borrowed `data`), the borrowed address and
+        // `control`, which all outlive the call; the kernel only reads them.
+        retry(|| unsafe { libc::sendmsg(fd, &msg, SEND_FLAGS) }).map(|n| n as usize)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, data, segment, addr);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "UDP GSO is Linux only",
+        ))
+    }
+}
+
+/// Whether an error from [`send_gso`] is the path refusing GSO rather than a fault of the
+/// datagrams: `Some(true)` for good (no checksum offload on the device, an old kernel,
+/// another system), `Some(false)` for this segment size only (`EINVAL`: over the device's
+/// MTU). Either way the segments are to be sent one by one, which reports what is wrong
+/// with each.
+pub(crate) fn gso_refused(e: &io::Error) -> Option<bool> {
+    if e.kind() == io::ErrorKind::Unsupported {
+        return Some(true);
+    }
+    match e.raw_os_error() {
+        Some(libc::EIO | libc::ENOPROTOOPT | libc::EOPNOTSUPP) => Some(true),
+        Some(libc::EINVAL) => Some(false),
+        _ => None,
+    }
+}

@@ -19,7 +19,10 @@ pub(crate) mod signal;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, like_main_thread, pin_to};
-pub(crate) use datagram::{BATCH, RecvBatch, gro_enabled, send_batch, sendto, set_gro};
+pub(crate) use datagram::{
+    BATCH, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, RecvBatch, gro_enabled, gso_refused, send_batch,
+    send_gso, sendto, set_gro,
+};
 pub(crate) use io::{
     RECV_FLAGS, SEND_FLAGS, as_uninit, read, recv, recv_into_spare, send, sendmsg, write, writev,
 };

@@ -122,6 +122,8 @@ pub(crate) struct Endpoint {
     slot: usize,
     /// UDP GRO is on: a received datagram may be several, of one segment size each.
     gro: bool,
+    /// UDP GSO may be tried (`sendto_segments`); off after the path refused it.
+    gso: Cell<bool>,
     queue: RefCell<VecDeque<Queued>>,
     /// The queue's size, with [`HEADER_SIZE`] per datagram.
     queued: Cell<usize>,
@@ -158,6 +160,7 @@ impl Endpoint {
             peer,
             slot,
             gro,
+            gso: Cell::new(true),
             queue: RefCell::new(VecDeque::new()),
             queued: Cell::new(0),
             batch: RefCell::new({
@@ -406,25 +409,7 @@ impl Endpoint {
     }
 
     fn sendto(&self, data: &[u8], addr: Option<&SockAddr>) -> io::Result<()> {
-        let addr = match (&self.peer, addr) {
-            (Some(peer), Some(a)) if !same_addr(peer, a) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "Invalid address: must be None or {}",
-                        crate::datagram::show_addr(peer)
-                    ),
-                ));
-            }
-            (Some(_), _) => None,
-            (None, Some(a)) => Some(a),
-            (None, None) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "an address is required: the endpoint is not connected",
-                ));
-            }
-        };
+        let addr = self.destination(addr)?;
         if self.core.is_lost() {
             self.core.write_dropped("datagram");
             return Ok(());
@@ -445,6 +430,89 @@ impl Endpoint {
             self.queue_datagram(data, addr);
         }
         self.core.buffer_grew(self.queued.get());
+        Ok(())
+    }
+
+    /// Where a datagram goes: `None` for the connected peer, else `addr` (checked against
+    /// asyncio's rules for connected and unconnected endpoints).
+    #[inline(always)]
+    fn destination<'a>(&self, addr: Option<&'a SockAddr>) -> io::Result<Option<&'a SockAddr>> {
+        Ok(match (&self.peer, addr) {
+            (Some(peer), Some(a)) if !same_addr(peer, a) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "Invalid address: must be None or {}",
+                        crate::datagram::show_addr(peer)
+                    ),
+                ));
+            }
+            (Some(_), _) => None,
+            (None, Some(a)) => Some(a),
+            (None, None) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "an address is required: the endpoint is not connected",
+                ));
+            }
+        })
+    }
+
+    /// `data` as datagrams of `segment` bytes each (the last may be shorter): with UDP GSO
+    /// (one system call per up to 64 segments) while nothing is queued and the path takes
+    /// it, else one [`sendto`](Endpoint::sendto) per segment — the same datagrams in the
+    /// same order either way.
+    fn sendto_segments(
+        &self,
+        data: &[u8],
+        segment: usize,
+        addr: Option<&SockAddr>,
+    ) -> io::Result<()> {
+        if segment == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the segment size must be non-zero",
+            ));
+        }
+        if data.len() <= segment {
+            return self.sendto(data, addr); // one datagram, maybe empty
+        }
+        let addr = self.destination(addr)?;
+        let mut rest = data;
+        if let Ok(seg16) = u16::try_from(segment) {
+            let per_send = (sys::GSO_MAX_BYTES / segment).min(sys::GSO_MAX_SEGMENTS);
+            while rest.len() > segment
+                && per_send > 1
+                && self.gso.get()
+                && !self.core.is_lost()
+                && self.queue.borrow().is_empty()
+            {
+                let n = rest.len().min(per_send * segment);
+                match sys::send_gso(self.fd, &rest[..n], seg16, addr) {
+                    Ok(_) => rest = &rest[n..],
+                    Err(e) if sys::is_would_block(&e) => break, // queued below, one by one
+                    Err(e) => match sys::gso_refused(&e) {
+                        // The one-by-one sends below report what is wrong with each datagram.
+                        Some(for_good) => {
+                            if for_good {
+                                self.gso.set(false);
+                            }
+                            break;
+                        }
+                        None => {
+                            self.error_received(e);
+                            rest = &rest[n..];
+                        }
+                    },
+                }
+            }
+        }
+        if rest.is_empty() {
+            return Ok(());
+        }
+        for d in rest.chunks(segment) {
+            self.sendto(d, addr)?;
+        }
         Ok(())
     }
 
@@ -599,6 +667,55 @@ impl DatagramTransport {
     #[inline]
     pub fn sendto(&self, data: &[u8], addr: Option<&SockAddr>) -> io::Result<()> {
         self.inner.sendto(data, addr)
+    }
+
+    /// Sends `data` as datagrams of `segment_size` bytes each, the last one shorter if
+    /// `data` does not divide evenly — what a QUIC or media sender hands the kernel in one
+    /// go. Each datagram arrives as if sent with [`sendto`](DatagramTransport::sendto), in
+    /// order. On Linux it uses UDP GSO (`UDP_SEGMENT`: one system call per up to 64
+    /// datagrams) while nothing is queued; where the path refuses GSO (another system, an
+    /// old kernel, a device without checksum offload) or the socket's buffer is full, the
+    /// datagrams are sent or queued one by one, so nothing is lost either way. `data` no
+    /// longer than `segment_size` is one datagram. A receiver with
+    /// [`DatagramOptions::gro`](crate::net::DatagramOptions::gro) may get them coalesced
+    /// again and splits them back.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a zero `segment_size`, and for the address errors of
+    /// [`sendto`](DatagramTransport::sendto). Errors of the send itself go to the protocol's
+    /// `error_received`.
+    ///
+    /// ```
+    /// use std::net::UdpSocket;
+    /// use tulip::{DatagramProtocol, net::DatagramOptions};
+    ///
+    /// struct Quiet;
+    /// impl DatagramProtocol for Quiet {}
+    ///
+    /// tulip::run(async {
+    ///     let rx = UdpSocket::bind("127.0.0.1:0")?;
+    ///     let port = rx.local_addr()?.port();
+    ///     let (t, _) = tulip::create_datagram_endpoint(
+    ///         || Quiet,
+    ///         DatagramOptions::new().remote_addr("127.0.0.1", port),
+    ///     )
+    ///     .await?;
+    ///     t.sendto_segments(&[7u8; 2500], 1000, None)?; // 1000 + 1000 + 500 bytes
+    ///     let mut buf = [0u8; 2000];
+    ///     for want in [1000, 1000, 500] {
+    ///         assert_eq!(rx.recv(&mut buf)?, want);
+    ///     }
+    ///     std::io::Result::Ok(())
+    /// })?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub fn sendto_segments(
+        &self,
+        data: &[u8],
+        segment_size: usize,
+        addr: Option<&SockAddr>,
+    ) -> io::Result<()> {
+        self.inner.sendto_segments(data, segment_size, addr)
     }
 
     /// Closes the endpoint: queued datagrams are still sent, nothing more is received, then
