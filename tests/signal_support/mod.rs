@@ -40,6 +40,7 @@ pub fn spawn_child(name: &str) -> (ExitStatus, String) {
 pub fn in_child(name: &'static str, body: impl FnOnce()) {
     if is_child(name) {
         let _watchdog = support::watchdog(name, 30);
+        default_dispositions();
         body();
         return;
     }
@@ -52,6 +53,30 @@ pub fn in_child(name: &'static str, body: impl FnOnce()) {
         text.contains("1 passed"),
         "child `{name}` ran no test:\n{text}"
     );
+}
+
+/// Sets the signals the tests use back to their default action: the tests start from the
+/// defaults whatever the parent left ignored (`nohup` ignores SIGHUP, a shell's background
+/// job SIGINT and SIGQUIT, and ignored dispositions survive `exec`).
+fn default_dispositions() {
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
+        // SAFETY: SIG_DFL for a catchable signal; this process runs one test, before any
+        // loop or thread of the test exists.
+        let r = unsafe { libc::signal(sig, libc::SIG_DFL) };
+        assert_ne!(
+            r,
+            libc::SIG_ERR,
+            "signal({sig}): {}",
+            io::Error::last_os_error()
+        );
+    }
 }
 
 /// Sends `sig` to this process.
