@@ -498,6 +498,48 @@ fn tb_logger_exception_result_retrieved() {
     assert!(seen.is_empty(), "{seen:?}");
 }
 
+/// `result()` asked while the future is pending retrieves nothing: the error set later is
+/// still reported (asyncio's `result()` raises `InvalidStateError` and leaves
+/// `__log_traceback` alone).
+#[test]
+fn result_while_pending_does_not_count_as_retrieving() {
+    let seen = with_future(|lp| {
+        let fut = lp.create_future::<u32>();
+        assert!(fut.result().is_none());
+        assert!(fut.exception().is_none());
+        fut.set_exception(std::io::Error::other("boom"));
+    });
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].message, "Future exception was never retrieved");
+}
+
+/// A failed future whose last handle is a done callback still queued when the loop closes
+/// is reported while the loop drops its queue: the handler may look at the loop then.
+#[test]
+fn an_unretrieved_error_dropped_at_close_reaches_a_reentrant_handler() {
+    let _w = support::watchdog("unretrieved_error_at_close", 20);
+    let lp = EventLoop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    lp.set_exception_handler(move |lp, ctx| {
+        let text = lp.dump();
+        s.borrow_mut()
+            .push(format!("{ctx} | {}", text.lines().next().unwrap_or("")));
+    });
+    let fut = lp.create_future::<u32>();
+    fut.set_exception(std::io::Error::other("boom"));
+    // Scheduled, never run: the queue holds the only handle.
+    fut.add_done_callback(|_| {});
+    drop(fut);
+    lp.close();
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("Future exception was never retrieved: boom"),
+        "{seen:?}"
+    );
+}
+
 #[test]
 fn an_awaited_error_is_retrieved() {
     let _w = support::watchdog("an_awaited_error_is_retrieved", 20);
