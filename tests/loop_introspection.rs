@@ -776,3 +776,58 @@ fn a_failing_start_server_handler_names_its_task() {
     );
     lp.close();
 }
+
+/// `dump()` from every kind of callback the loop runs — a reader, a timer, a `call_soon`, a
+/// slow-callback-timed step, a task's step and a task's `Drop` while the loop closes —
+/// finds no borrow of the loop's held.
+#[test]
+fn dump_from_inside_every_kind_of_callback() {
+    let _w = support::watchdog("dump_from_inside_every_kind_of_callback", 20);
+    let lp = EventLoop::new().unwrap();
+    lp.set_slow_callback_reports(true);
+    let texts = Rc::new(RefCell::new(Vec::<String>::new()));
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    b.write_all(b"x").unwrap();
+    {
+        let (l, t) = (lp.clone(), texts.clone());
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+        lp.add_reader(fd, move || {
+            t.borrow_mut().push(l.dump());
+            l.remove_reader(fd);
+        })
+        .unwrap();
+    }
+    {
+        let (l, t) = (lp.clone(), texts.clone());
+        lp.call_later(Duration::from_millis(1), move || t.borrow_mut().push(l.dump()));
+    }
+    {
+        let (l, t) = (lp.clone(), texts.clone());
+        lp.call_soon(move || t.borrow_mut().push(l.dump()));
+    }
+    struct DumpOnDrop(EventLoop, Rc<RefCell<Vec<String>>>);
+    impl Drop for DumpOnDrop {
+        fn drop(&mut self) {
+            self.1.borrow_mut().push(self.0.dump());
+        }
+    }
+    let guard = DumpOnDrop(lp.clone(), texts.clone());
+    lp.spawn(async move {
+        let _g = guard;
+        std::future::pending::<()>().await;
+    })
+    .detach();
+    {
+        let (l, t) = (lp.clone(), texts.clone());
+        lp.run_until_complete(lp.spawn(async move {
+            t.borrow_mut().push(l.dump());
+            tulip::sleep(Duration::from_millis(5)).await;
+        }));
+    }
+    assert_eq!(texts.borrow().len(), 4, "{:?}", texts.borrow());
+    lp.close();
+    let texts = texts.borrow();
+    assert_eq!(texts.len(), 5, "the task's Drop at close dumped too");
+    assert!(texts.iter().all(|t| t.starts_with("event loop")), "{texts:?}");
+    drop(b);
+}
