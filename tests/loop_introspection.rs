@@ -799,7 +799,9 @@ fn dump_from_inside_every_kind_of_callback() {
     }
     {
         let (l, t) = (lp.clone(), texts.clone());
-        lp.call_later(Duration::from_millis(1), move || t.borrow_mut().push(l.dump()));
+        lp.call_later(Duration::from_millis(1), move || {
+            t.borrow_mut().push(l.dump())
+        });
     }
     {
         let (l, t) = (lp.clone(), texts.clone());
@@ -828,6 +830,9 @@ fn dump_from_inside_every_kind_of_callback() {
     lp.close();
     let texts = texts.borrow();
     assert_eq!(texts.len(), 5, "the task's Drop at close dumped too");
-    assert!(texts.iter().all(|t| t.starts_with("event loop")), "{texts:?}");
+    assert!(
+        texts.iter().all(|t| t.starts_with("event loop")),
+        "{texts:?}"
+    );
     drop(b);
 }

@@ -16,6 +16,10 @@ use super::{EventLoop, Inner};
 pub(crate) struct Clock {
     /// `None`: the wall clock. `Some(t)`: virtual time, now `t`.
     virtual_now: Cell<Option<Instant>>,
+    /// Virtual time: since when (wall clock) the loop has been waiting for I/O with its
+    /// next timer at `.0` and the clock reading `.1` — over several real waits, when I/O
+    /// cuts them short.
+    waiting: Cell<Option<(Instant, Instant, Instant)>>,
 }
 
 impl Clock {
@@ -23,6 +27,21 @@ impl Clock {
     pub(crate) const fn real() -> Clock {
         Clock {
             virtual_now: Cell::new(None),
+            waiting: Cell::new(None),
+        }
+    }
+
+    /// When (wall clock) the loop began waiting for I/O ahead of its next timer, at `when`,
+    /// with the clock reading what it reads now: now, if this is the first such wait.
+    fn waiting_since(&self, when: Instant) -> Instant {
+        let now = self.now();
+        match self.waiting.get() {
+            Some((w, v, since)) if w == when && v == now => since,
+            _ => {
+                let since = Instant::now();
+                self.waiting.set(Some((when, now, since)));
+                since
+            }
         }
     }
 
@@ -84,7 +103,8 @@ impl EventLoop {
     ///   sockets work: a timer never fires ahead of I/O that is on its way, the clock reads
     ///   timer deadlines only, and a `timeout` around a read that never completes still
     ///   expires — after the real time it names, since the loop cannot know that no data will
-    ///   come. (tokio's paused clock jumps as soon as a zero-timeout poll finds no I/O, which
+    ///   come (counted from the first wait for that timer, also while other I/O keeps
+    ///   arriving). (tokio's paused clock jumps as soon as a zero-timeout poll finds no I/O, which
     ///   can make a timeout fire before a reply that was already on its way; tulip waits.)
     ///
     /// A thread that will call [`call_soon_threadsafe`](crate::LoopHandle::call_soon_threadsafe)
@@ -179,7 +199,15 @@ impl Inner {
             self.clock.advance_to(when);
             return (Duration::ZERO, None);
         }
-        (d, Some(Jump { when }))
+        // The real time this timer has been waited for counts, also across waits that I/O
+        // cut short: I/O that keeps coming (or an fd that stays ready) must not hold the
+        // timer off for ever, when on the wall clock it would have fired.
+        let left = d.saturating_sub(self.clock.waiting_since(when).elapsed());
+        if left.is_zero() {
+            self.clock.advance_to(when);
+            return (Duration::ZERO, None);
+        }
+        (left, Some(Jump { when }))
     }
 
     /// After the real wait of a [`Jump`]: jump if it brought nothing (`n` events, nothing
