@@ -814,3 +814,38 @@ async fn an_exception_handler_may_dump_the_loop_during_a_protocol_panic() {
     assert_eq!(dumps.len(), 1, "{dumps:?}");
     assert!(dumps[0].contains("boom"), "{}", dumps[0]);
 }
+
+/// Transports left open on a pair, the loop closed, every handle dropped: both protocols
+/// and the loop itself are freed (no cycle through the memory ends, which hold the loop).
+#[test]
+fn nothing_is_left_alive_after_the_loop_closes_with_a_pair_open() {
+    let _w = support::watchdog("nothing_left_alive_after_close", 10);
+    struct Counted(Rc<RefCell<u32>>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            *self.0.borrow_mut() += 1;
+        }
+    }
+    impl Protocol for Counted {}
+    let drops = Rc::new(RefCell::new(0));
+    {
+        let lp = tulip::EventLoop::new().unwrap();
+        let in_handler = Counted(drops.clone());
+        // Dropped with the loop's state: counts only if the loop itself is freed.
+        lp.set_exception_handler(move |_, _| {
+            let _ = &in_handler;
+        });
+        let (a, b) = MemorySocket::pair();
+        let (ta, pa) = a.connect_on(&lp, Counted(drops.clone()));
+        let (tb, pb) = b.connect_on(&lp, Counted(drops.clone()));
+        let t = ta.clone();
+        lp.run_until_complete(async move {
+            t.write(b"in flight");
+            settle().await;
+        });
+        b.feed(b"unread");
+        lp.close();
+        drop((ta, pa, tb, pb, a, b, lp));
+    }
+    assert_eq!(*drops.borrow(), 3, "a protocol or the loop is still alive");
+}
