@@ -793,7 +793,7 @@ fn dump_from_inside_every_kind_of_callback() {
         let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
         lp.add_reader(fd, move || {
             t.borrow_mut().push(l.dump());
-            l.remove_reader(fd);
+            l.remove_reader(fd).unwrap();
         })
         .unwrap();
     }
