@@ -94,9 +94,9 @@ impl EventLoop {
     /// # When the clock jumps
     /// When nothing is ready to run and the loop would wait:
     /// - for **timers alone** — no reader or writer registered (no transport reading, no
-    ///   server listening, no `sock_*` operation waiting) and no job out on the default
-    ///   executor (`run_in_executor`, `to_thread`, host-name resolution) — the clock jumps to
-    ///   the next timer at once, and the timer runs;
+    ///   server listening, no `sock_*` operation waiting, no child process watched), no job
+    ///   out on the default executor (`run_in_executor`, `to_thread`, host-name resolution)
+    ///   — the clock jumps to the next timer at once, and the timer runs;
     /// - for **I/O too** — the loop waits for real, for as long as the next timer is away on
     ///   the virtual clock. If I/O (or a callback from another thread) arrives first, the clock
     ///   has not moved; if the wait ends with nothing, the clock jumps to the timer. So real
@@ -195,7 +195,7 @@ impl Inner {
         if d.is_zero() || self.remote.has_pending() {
             return (Duration::ZERO, None);
         }
-        if self.selector.is_idle() && self.executor.outstanding() == 0 {
+        if self.selector.is_idle() && !self.waits_on_other_threads() {
             self.clock.advance_to(when);
             return (Duration::ZERO, None);
         }
@@ -208,6 +208,19 @@ impl Inner {
             return (Duration::ZERO, None);
         }
         (left, Some(Jump { when }))
+    }
+
+    /// Whether work on other threads will post to this loop: a job on the default executor,
+    /// a child that a watcher thread waits for (where there is no pidfd).
+    fn waits_on_other_threads(&self) -> bool {
+        if self.executor.outstanding() != 0 {
+            return true;
+        }
+        #[cfg(unix)]
+        if crate::unix::child::thread_watched(self.id) {
+            return true;
+        }
+        false
     }
 
     /// After the real wait of a [`Jump`]: jump if it brought nothing (`n` events, nothing
