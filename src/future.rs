@@ -165,14 +165,20 @@ impl<T: 'static> LoopFuture<T> {
     }
 
     /// The outcome without consuming it, for results that can be cloned (asyncio's
-    /// `result()`); `None` while pending. An error is returned as a new `io::Error` with the
+    /// `result()`); `None` while pending (which does not count as retrieving an error set
+    /// later). An error is returned as a new `io::Error` with the
     /// same kind and message.
     pub fn result(&self) -> Option<io::Result<T>>
     where
         T: Clone,
     {
-        self.shared.retrieved.set(true);
-        match &*self.shared.state.borrow() {
+        let state = self.shared.state.borrow();
+        // Asked while pending, nothing is retrieved (asyncio's `InvalidStateError`): an
+        // error set later is still reported if nobody reads it.
+        if !matches!(*state, State::Pending) {
+            self.shared.retrieved.set(true);
+        }
+        match &*state {
             State::Pending => None,
             State::Done(Ok(v)) => Some(Ok(v.clone())),
             State::Done(Err(e)) => Some(Err(io::Error::new(e.kind(), e.to_string()))),

@@ -179,7 +179,6 @@ struct Entry {
     id: u64,
     loop_id: u64,
     deadline: Instant,
-    fired: bool,
     waker: Option<Waker>,
 }
 
@@ -227,11 +226,29 @@ fn arm(loop_id: u64, when: Instant) {
     .flatten() else {
         return;
     };
-    let old = SLEEPS.with(|t| {
+    let (old, stale) = SLEEPS.with(|t| {
         let mut t = t.borrow_mut();
-        // Loops of this thread that were closed since left their entry behind.
-        t.armed
-            .retain(|a| a.loop_id == loop_id || crate::event_loop::local_loop(a.loop_id).is_some());
+        // Loops of this thread that were closed since left their timer behind, and the
+        // entries of sleeps that were not dropped on this thread (moved to another one, or
+        // kept past the loop): nothing will ever fire them.
+        let mut dead = Vec::new();
+        t.armed.retain(|a| {
+            let live = a.loop_id == loop_id || crate::event_loop::local_loop(a.loop_id).is_some();
+            if !live {
+                dead.push(a.loop_id);
+            }
+            live
+        });
+        let mut stale = Vec::new();
+        if !dead.is_empty() {
+            t.entries.retain(|_, e| {
+                let keep = !dead.contains(&e.loop_id);
+                if !keep {
+                    stale.push(e.waker.take());
+                }
+                keep
+            });
+        }
         let old = t.armed.iter().position(|a| a.loop_id == loop_id);
         let old = old.map(|i| t.armed.swap_remove(i));
         t.armed.push(Armed {
@@ -239,11 +256,13 @@ fn arm(loop_id: u64, when: Instant) {
             when,
             handle,
         });
-        old
+        (old, stale)
     });
     if let Some(old) = old {
         old.handle.cancel();
     }
+    // Wakers are user code: dropped with no borrow held.
+    drop(stale);
 }
 
 /// `loop_id`'s timer: wakes the sleeps that are due, and arms the timer for the next one.
@@ -254,17 +273,19 @@ fn fire(loop_id: u64) {
         t.armed.retain(|a| a.loop_id != loop_id);
         let mut wakers = Vec::new();
         let mut next: Option<Instant> = None;
-        for (_, e) in t.entries.iter_mut() {
-            if e.loop_id != loop_id || e.fired {
-                continue;
+        // A sleep that is due leaves the table (its `poll` finds no entry and its deadline
+        // passed: ready), so that one dropped on another thread leaves nothing behind.
+        t.entries.retain(|_, e| {
+            if e.loop_id != loop_id {
+                return true;
             }
             if e.deadline <= now {
-                e.fired = true;
                 wakers.extend(e.waker.take());
-            } else {
-                next = Some(next.map_or(e.deadline, |n| n.min(e.deadline)));
+                return false;
             }
-        }
+            next = Some(next.map_or(e.deadline, |n| n.min(e.deadline)));
+            true
+        });
         (wakers, next)
     });
     if let Some(next) = next {
@@ -288,9 +309,13 @@ fn fire(loop_id: u64) {
 /// lock, no hash and no timer-heap work. When the loop timer fires, it scans the table
 /// (O(live sleeps)) for the sleeps that are due and re-arms itself for the next one.
 ///
-/// Dropped on another thread (hyper never does: a connection's future stays on the loop
-/// that runs it), the key is not found there and nothing happens; the entry left on the
-/// loop's thread is woken into nothing when its deadline comes. No `unsafe`.
+/// A sleep that fires leaves the table; its next `poll` finds no entry and a deadline
+/// that has passed. Dropped on another thread (hyper never does: a connection's future
+/// stays on the loop that runs it), the key is not found there and nothing happens; the
+/// entry left on the loop's thread is removed when its deadline comes, or, if its loop
+/// closes first, when the thread's next loop arms its timer. Polled on a loop other than
+/// the one it registered on (kept from one `run` to the next), it registers again. No
+/// `unsafe`.
 ///
 /// # Panics
 /// When polled, before its deadline, outside of a running loop.
@@ -331,7 +356,6 @@ impl TulipSleep {
                 id,
                 loop_id,
                 deadline,
-                fired: false,
                 waker,
             });
             (slot, t.needs_arming(loop_id, deadline))
@@ -350,7 +374,6 @@ impl TulipSleep {
             let mut t = t.borrow_mut();
             let e = t.entries.get_mut(slot).filter(|e| e.id == id)?;
             e.deadline = deadline;
-            e.fired = false;
             let loop_id = e.loop_id;
             t.needs_arming(loop_id, deadline).then_some(loop_id)
         });
@@ -360,13 +383,14 @@ impl TulipSleep {
     }
 }
 
-/// A registered sleep's state, as `poll` finds it.
+/// A registered sleep's state, as `poll` finds it (a sleep that fired has no entry).
 enum Registered {
-    Fired,
-    /// Not fired, and the waker stored is the one polling.
+    /// The waker stored is the one polling.
     Waiting,
-    /// Not fired, polled by another waker.
+    /// Polled by another waker.
     NewWaker,
+    /// Registered on a loop that is not the running one (closed since: its timer is gone).
+    OtherLoop,
 }
 
 impl Future for TulipSleep {
@@ -375,18 +399,24 @@ impl Future for TulipSleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         if let Some((slot, id)) = this.key {
+            let running = with_current(|inner| inner.id);
             let state = SLEEPS.with(|t| {
                 let t = t.borrow();
                 let e = t.entries.get(slot).filter(|e| e.id == id)?;
                 Some(match &e.waker {
-                    _ if e.fired => Registered::Fired,
+                    _ if Some(e.loop_id) != running => Registered::OtherLoop,
                     Some(w) if w.will_wake(cx.waker()) => Registered::Waiting,
                     _ => Registered::NewWaker,
                 })
             });
             match state {
-                Some(Registered::Fired) => return Poll::Ready(()),
                 Some(Registered::Waiting) => return Poll::Pending,
+                Some(Registered::OtherLoop) => {
+                    // Forget it (its waker dropped with no borrow held), and register anew.
+                    let old = SLEEPS.with(|t| t.borrow_mut().entries.try_remove(slot));
+                    drop(old);
+                    this.key = None;
+                }
                 Some(Registered::NewWaker) => {
                     // Cloned, and the old one dropped, with no borrow held.
                     let new = cx.waker().clone();
@@ -398,7 +428,8 @@ impl Future for TulipSleep {
                     drop(old);
                     return Poll::Pending;
                 }
-                // Registered on another thread: register here, on this thread's loop.
+                // Fired (the deadline passed), or registered on another thread: register
+                // here, on this thread's loop, if the deadline is still ahead.
                 None => this.key = None,
             }
         }

@@ -248,6 +248,15 @@ impl fmt::Display for TaskInfo {
 }
 
 impl Inner {
+    /// The registry key of the running task, if it is this loop's: the thread-local key
+    /// belongs to the running loop, and another loop's registry may hold a task at it.
+    fn running_key(&self) -> Option<usize> {
+        let key = current_key()?;
+        with_current(|running| std::ptr::eq(running, self))
+            .unwrap_or(false)
+            .then_some(key)
+    }
+
     /// A snapshot of the task with registry key `key`, if it is live and has `id` (when
     /// given).
     pub(crate) fn task_info(&self, key: usize, id: Option<u64>) -> Option<TaskInfo> {
@@ -256,7 +265,7 @@ impl Inner {
         if id.is_some_and(|id| id != e.meta.id) {
             return None;
         }
-        let state = if current_key() == Some(key) {
+        let state = if self.running_key() == Some(key) {
             TaskState::Running
         } else {
             TaskState::Pending
@@ -273,7 +282,7 @@ impl Inner {
 
     /// Snapshots of every live task, in id order.
     pub(crate) fn task_infos(&self) -> Vec<TaskInfo> {
-        let current = current_key();
+        let current = self.running_key();
         let Ok(tasks) = self.tasks.try_borrow() else {
             return Vec::new();
         };

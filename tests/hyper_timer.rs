@@ -111,3 +111,92 @@ fn successive_loops_on_one_thread() {
         assert_eq!(waited, secs(20));
     }
 }
+
+/// A sleep registered on one loop and then awaited on the next loop of the same thread
+/// (kept across two `run`s) still ends: its entry, left behind by the closed loop, names a
+/// loop whose timer is gone, so the sleep registers again on the running one. It used to
+/// stay pending for ever.
+#[test]
+fn a_sleep_registered_on_a_closed_loop_ends_on_the_next() {
+    let _w = support::watchdog("a_sleep_registered_on_a_closed_loop_ends_on_the_next", 10);
+    let virt = tulip::task::RunOptions::new().virtual_time(true);
+    let s = tulip::run_with(
+        async {
+            let mut s = TulipTimer.sleep(secs(10));
+            assert!(poll_once(&mut s).await);
+            // Kept, not awaited: it goes on to the next loop.
+            Some(s)
+        },
+        virt.clone(),
+    );
+    let waited = tulip::run_with(
+        async move {
+            let lp = tulip::get_running_loop();
+            let t0 = lp.time();
+            s.expect("kept").await;
+            lp.time() - t0
+        },
+        virt,
+    );
+    assert!(waited <= secs(10), "{waited:?}");
+}
+
+/// A waker that counts its live clones.
+fn counting_waker() -> (std::task::Waker, std::sync::Arc<CountingWake>) {
+    let w = std::sync::Arc::new(CountingWake);
+    (std::task::Waker::from(w.clone()), w)
+}
+
+struct CountingWake;
+
+impl std::task::Wake for CountingWake {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
+/// A sleep polled on the loop's thread and dropped on another thread (it is `Send`, and
+/// hyper's `Sleep` must be) leaves its entry behind: the loop's timer removes it when its
+/// deadline comes, and the next loop of the thread removes those of a loop that closed
+/// first. Either way the waker it held is released.
+#[test]
+fn a_sleep_dropped_on_another_thread_releases_its_waker() {
+    let _w = support::watchdog("a_sleep_dropped_on_another_thread_releases_its_waker", 10);
+    let virt = tulip::task::RunOptions::new().virtual_time(true);
+    let (waker, count) = counting_waker();
+    // Its deadline comes while the loop runs.
+    let w2 = waker.clone();
+    tulip::run_with(
+        async move {
+            let mut s = TulipTimer.sleep(secs(5));
+            let mut cx = std::task::Context::from_waker(&w2);
+            assert!(s.as_mut().poll(&mut cx).is_pending());
+            drop(w2);
+            std::thread::spawn(move || drop(s)).join().unwrap();
+            tulip::sleep(secs(6)).await;
+        },
+        virt.clone(),
+    );
+    assert_eq!(
+        std::sync::Arc::strong_count(&count),
+        2,
+        "the entry kept the waker"
+    );
+    // Its loop closes first; the next loop of the thread cleans up.
+    let w2 = waker.clone();
+    tulip::run_with(
+        async move {
+            let mut s = TulipTimer.sleep(secs(5));
+            let mut cx = std::task::Context::from_waker(&w2);
+            assert!(s.as_mut().poll(&mut cx).is_pending());
+            drop(w2);
+            std::thread::spawn(move || drop(s)).join().unwrap();
+        },
+        virt.clone(),
+    );
+    tulip::run_with(TulipTimer.sleep(secs(1)), virt);
+    assert_eq!(
+        std::sync::Arc::strong_count(&count),
+        2,
+        "the entry kept the waker"
+    );
+    drop(waker);
+}

@@ -498,6 +498,48 @@ fn tb_logger_exception_result_retrieved() {
     assert!(seen.is_empty(), "{seen:?}");
 }
 
+/// `result()` asked while the future is pending retrieves nothing: the error set later is
+/// still reported (asyncio's `result()` raises `InvalidStateError` and leaves
+/// `__log_traceback` alone).
+#[test]
+fn result_while_pending_does_not_count_as_retrieving() {
+    let seen = with_future(|lp| {
+        let fut = lp.create_future::<u32>();
+        assert!(fut.result().is_none());
+        assert!(fut.exception().is_none());
+        fut.set_exception(std::io::Error::other("boom"));
+    });
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].message, "Future exception was never retrieved");
+}
+
+/// A failed future whose last handle is a done callback still queued when the loop closes
+/// is reported while the loop drops its queue: the handler may look at the loop then.
+#[test]
+fn an_unretrieved_error_dropped_at_close_reaches_a_reentrant_handler() {
+    let _w = support::watchdog("unretrieved_error_at_close", 20);
+    let lp = EventLoop::new().unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    lp.set_exception_handler(move |lp, ctx| {
+        let text = lp.dump();
+        s.borrow_mut()
+            .push(format!("{ctx} | {}", text.lines().next().unwrap_or("")));
+    });
+    let fut = lp.create_future::<u32>();
+    fut.set_exception(std::io::Error::other("boom"));
+    // Scheduled, never run: the queue holds the only handle.
+    fut.add_done_callback(|_| {});
+    drop(fut);
+    lp.close();
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("Future exception was never retrieved: boom"),
+        "{seen:?}"
+    );
+}
+
 #[test]
 fn an_awaited_error_is_retrieved() {
     let _w = support::watchdog("an_awaited_error_is_retrieved", 20);
@@ -760,4 +802,64 @@ fn dump_shows_the_bytes_a_transport_has_buffered() {
         "{text}"
     );
     lp.close();
+}
+
+/// `dump()` from every kind of callback the loop runs — a reader, a timer, a `call_soon`, a
+/// slow-callback-timed step, a task's step and a task's `Drop` while the loop closes —
+/// finds no borrow of the loop's held.
+#[test]
+fn dump_from_inside_every_kind_of_callback() {
+    let _w = support::watchdog("dump_from_inside_every_kind_of_callback", 20);
+    let lp = EventLoop::new().unwrap();
+    lp.set_slow_callback_reports(true);
+    let texts = Rc::new(RefCell::new(Vec::<String>::new()));
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    b.write_all(b"x").unwrap();
+    {
+        let (l, t) = (lp.clone(), texts.clone());
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+        lp.add_reader(fd, move || {
+            t.borrow_mut().push(l.dump());
+            l.remove_reader(fd).unwrap();
+        })
+        .unwrap();
+    }
+    {
+        let (l, t) = (lp.clone(), texts.clone());
+        lp.call_later(Duration::from_millis(1), move || {
+            t.borrow_mut().push(l.dump())
+        });
+    }
+    {
+        let (l, t) = (lp.clone(), texts.clone());
+        lp.call_soon(move || t.borrow_mut().push(l.dump()));
+    }
+    struct DumpOnDrop(EventLoop, Rc<RefCell<Vec<String>>>);
+    impl Drop for DumpOnDrop {
+        fn drop(&mut self) {
+            self.1.borrow_mut().push(self.0.dump());
+        }
+    }
+    let guard = DumpOnDrop(lp.clone(), texts.clone());
+    lp.spawn(async move {
+        let _g = guard;
+        std::future::pending::<()>().await;
+    })
+    .detach();
+    {
+        let (l, t) = (lp.clone(), texts.clone());
+        lp.run_until_complete(lp.spawn(async move {
+            t.borrow_mut().push(l.dump());
+            tulip::sleep(Duration::from_millis(5)).await;
+        }));
+    }
+    assert_eq!(texts.borrow().len(), 4, "{:?}", texts.borrow());
+    lp.close();
+    let texts = texts.borrow();
+    assert_eq!(texts.len(), 5, "the task's Drop at close dumped too");
+    assert!(
+        texts.iter().all(|t| t.starts_with("event loop")),
+        "{texts:?}"
+    );
+    drop(b);
 }

@@ -267,3 +267,25 @@ fn cancelled_and_closed_tasks_leave_the_registry() {
     lp.close();
     assert!(lp.all_tasks().is_empty());
 }
+
+/// A task of a loop that is not running is never reported running, even when a task with
+/// the same registry slot runs on another loop of the thread.
+#[test]
+fn another_loops_tasks_are_pending_while_this_loop_runs_a_task() {
+    let _w = support::watchdog("another_loops_tasks_are_pending", 10);
+    let other = EventLoop::new().unwrap();
+    let idle = other.spawn(std::future::pending::<()>());
+    let lp = EventLoop::new().unwrap();
+    let o = other.clone();
+    let seen = lp.run_until_complete(lp.spawn(async move {
+        let text = o.dump();
+        (o.all_tasks(), text)
+    }));
+    let (tasks, text) = seen;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].state(), TaskState::Pending, "{tasks:?}");
+    assert!(!text.contains("running  "), "{text}");
+    drop(idle);
+    lp.close();
+    other.close();
+}

@@ -670,3 +670,182 @@ async fn sendfile_copies_through_a_memory_transport_and_holds_writes_back() {
     assert_eq!(p.lost_kind(), Some(None));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+// ---- review: re-entrancy and leaks ----------------------------------------------------
+
+/// A protocol that calls back into the loop and the test's socket from every callback —
+/// `dump()`, `feed`, `take_written`, its transport's state — and counts its drops: none of
+/// it may find a borrow held ("already borrowed"), and every protocol is dropped once the
+/// test lets go of everything.
+struct Nosy {
+    sock: MemorySocket,
+    transport: Option<Transport>,
+    drops: Rc<RefCell<u32>>,
+    seen: Rc<RefCell<Vec<String>>>,
+}
+
+impl Nosy {
+    fn look(&self, what: &str) {
+        let lp = tulip::get_running_loop();
+        let dump = lp.dump();
+        assert!(dump.contains("transports and servers"), "{dump}");
+        let _ = format!("{lp} {:?} {:?}", self.sock, self.transport);
+        let _ = self.sock.take_written();
+        let _ = self.sock.unread();
+        if let Some(t) = &self.transport {
+            let _ = t.get_write_buffer_size();
+            let _ = t.get_extra_info("peername");
+            let _ = t.is_closing();
+        }
+        self.seen.borrow_mut().push(what.to_owned());
+    }
+}
+
+impl Protocol for Nosy {
+    fn connection_made(&mut self, t: &Transport) {
+        self.transport = Some(t.clone());
+        self.look("CM");
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        self.look("DR");
+        if data == b"more" {
+            self.sock.feed(b"fed from data_received");
+            if let Some(t) = &self.transport {
+                t.write(data);
+            }
+        }
+    }
+    fn eof_received(&mut self) -> bool {
+        self.look("ER");
+        false
+    }
+    fn connection_lost(&mut self, _: Option<io::Error>) {
+        self.look("CL");
+    }
+}
+
+impl Drop for Nosy {
+    fn drop(&mut self) {
+        *self.drops.borrow_mut() += 1;
+        // A user's Drop may touch the socket and the loop too.
+        let _ = self.sock.unread();
+        let _ = self.sock.take_written();
+        if let Some(lp) = tulip::try_get_running_loop() {
+            let _ = lp.dump();
+        }
+    }
+}
+
+#[tulip::test]
+async fn callbacks_and_drop_may_reenter_the_loop_and_the_socket() {
+    let _w = support::watchdog("callbacks_and_drop_may_reenter", 10);
+    let drops = Rc::new(RefCell::new(0));
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    {
+        let sock = MemorySocket::new();
+        let (t, p) = sock.connect(Nosy {
+            sock: sock.clone(),
+            transport: None,
+            drops: drops.clone(),
+            seen: seen.clone(),
+        });
+        settle().await;
+        sock.feed(b"more");
+        settle().await;
+        sock.feed_eof();
+        settle().await;
+        assert!(t.is_closing() && sock.is_closed());
+        drop((t, p, sock));
+    }
+    settle().await;
+    assert_eq!(*seen.borrow(), ["CM", "DR", "DR", "ER", "CL"]);
+    assert_eq!(
+        *drops.borrow(),
+        1,
+        "the protocol was not dropped: a reference cycle"
+    );
+
+    // A pair, both sides closed by the test, everything dropped.
+    {
+        let (a, b) = MemorySocket::pair();
+        let mk = |s: &MemorySocket| Nosy {
+            sock: s.clone(),
+            transport: None,
+            drops: drops.clone(),
+            seen: Rc::new(RefCell::new(Vec::new())),
+        };
+        let (ta, pa) = a.connect(mk(&a));
+        let (tb, pb) = b.connect(mk(&b));
+        settle().await;
+        ta.write(b"hello");
+        settle().await;
+        ta.close();
+        settle().await;
+        assert!(tb.is_closing(), "b closes on a's EOF (eof_received: false)");
+        drop((ta, pa, tb, pb, a, b));
+    }
+    settle().await;
+    assert_eq!(*drops.borrow(), 3, "a pair's protocols were not dropped");
+}
+
+/// An exception handler that formats the loop while a protocol's panic is reported (the
+/// protocol's cell must be free by then).
+#[tulip::test]
+async fn an_exception_handler_may_dump_the_loop_during_a_protocol_panic() {
+    let _w = support::watchdog("exception_handler_dump", 10);
+    struct Boom;
+    impl Protocol for Boom {
+        fn data_received(&mut self, _: &[u8]) {
+            panic!("boom");
+        }
+    }
+    let lp = tulip::get_running_loop();
+    let dumps = Rc::new(RefCell::new(Vec::new()));
+    let d = dumps.clone();
+    lp.set_exception_handler(move |lp, ctx| {
+        d.borrow_mut().push(format!("{ctx} / {}", lp.dump()));
+    });
+    let sock = MemorySocket::new();
+    let (t, _p) = sock.connect(Boom);
+    sock.feed(b"x");
+    settle().await;
+    assert!(t.is_closing());
+    let dumps = dumps.borrow();
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    assert!(dumps[0].contains("boom"), "{}", dumps[0]);
+}
+
+/// Transports left open on a pair, the loop closed, every handle dropped: both protocols
+/// and the loop itself are freed (no cycle through the memory ends, which hold the loop).
+#[test]
+fn nothing_is_left_alive_after_the_loop_closes_with_a_pair_open() {
+    let _w = support::watchdog("nothing_left_alive_after_close", 10);
+    struct Counted(Rc<RefCell<u32>>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            *self.0.borrow_mut() += 1;
+        }
+    }
+    impl Protocol for Counted {}
+    let drops = Rc::new(RefCell::new(0));
+    {
+        let lp = tulip::EventLoop::new().unwrap();
+        let in_handler = Counted(drops.clone());
+        // Dropped with the loop's state: counts only if the loop itself is freed.
+        lp.set_exception_handler(move |_, _| {
+            let _ = &in_handler;
+        });
+        let (a, b) = MemorySocket::pair();
+        let (ta, pa) = a.connect_on(&lp, Counted(drops.clone()));
+        let (tb, pb) = b.connect_on(&lp, Counted(drops.clone()));
+        let t = ta.clone();
+        lp.run_until_complete(async move {
+            t.write(b"in flight");
+            settle().await;
+        });
+        b.feed(b"unread");
+        lp.close();
+        drop((ta, pa, tb, pb, a, b, lp));
+    }
+    assert_eq!(*drops.borrow(), 3, "a protocol or the loop is still alive");
+}

@@ -222,6 +222,45 @@ async fn a_silent_socket_times_out_after_real_time_then_jumps_exactly() {
     assert!(wall.elapsed() >= ms(100), "{:?}", wall.elapsed());
 }
 
+/// A timeout around a read that never completes expires after its time for real even while
+/// other I/O keeps arriving (a peer thread writing to another socket every 10 ms): the real
+/// waits that I/O cut short count towards it. Each wait used to start the timer's whole
+/// time over, so it expired only once the other socket fell silent.
+#[tulip::test(virtual_time)]
+async fn a_timeout_expires_while_other_io_keeps_arriving() {
+    let _w = support::watchdog("a_timeout_expires_while_other_io_keeps_arriving", 20);
+    let lp = tulip::get_running_loop();
+    let (silent, _keep) = UnixStream::pair().unwrap();
+    silent.set_nonblocking(true).unwrap();
+    let (chatty, mut peer) = UnixStream::pair().unwrap();
+    chatty.set_nonblocking(true).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let until = Instant::now() + secs(3);
+        while !s.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+            let _ = peer.write_all(b".");
+            std::thread::sleep(ms(10));
+        }
+    });
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&chatty);
+    lp.add_reader(fd, move || {
+        let mut buf = [0u8; 64];
+        let _ = std::io::Read::read(&mut &chatty, &mut buf);
+    })
+    .unwrap();
+    let (t0, wall) = (lp.time(), Instant::now());
+    let r = tulip::timeout(ms(200), tulip::sock_recv(&silent, 64)).await;
+    let took = wall.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    lp.remove_reader(fd).unwrap();
+    writer.join().unwrap();
+    assert!(r.is_err());
+    assert_eq!(lp.time() - t0, ms(200));
+    assert!(took >= ms(200), "{took:?}");
+    assert!(took < ms(1500), "expired only after {took:?} of real time");
+}
+
 /// Work out on the default executor is I/O that can still arrive: no jump while it runs.
 #[tulip::test(virtual_time)]
 async fn executor_work_holds_the_clock() {

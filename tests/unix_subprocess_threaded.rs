@@ -58,6 +58,22 @@ fn the_thread_watcher() {
         io::Result::Ok(pid)
     })
     .expect("the thread watcher");
+    // Virtual time waits for a watcher thread as for an executor job: a timeout around the
+    // wait of a child that runs 100 ms does not expire at once (the thread was invisible).
+    let virt = tulip::task::RunOptions::new().virtual_time(true);
+    let waited = tulip::run_with(
+        async {
+            let p = create_subprocess_exec("sleep", ["0.1"], SubprocessOptions::new()).await?;
+            io::Result::Ok(tulip::timeout(Duration::from_secs(30), p.wait()).await)
+        },
+        virt,
+    )
+    .expect("spawn under virtual time");
+    assert_eq!(
+        waited.ok(),
+        Some(0),
+        "the timeout expired before the child exited"
+    );
     for _ in 0..300 {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             return;

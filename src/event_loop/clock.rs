@@ -16,6 +16,10 @@ use super::{EventLoop, Inner};
 pub(crate) struct Clock {
     /// `None`: the wall clock. `Some(t)`: virtual time, now `t`.
     virtual_now: Cell<Option<Instant>>,
+    /// Virtual time: since when (wall clock) the loop has been waiting for I/O with its
+    /// next timer at `.0` and the clock reading `.1` — over several real waits, when I/O
+    /// cuts them short.
+    waiting: Cell<Option<(Instant, Instant, Instant)>>,
 }
 
 impl Clock {
@@ -23,6 +27,21 @@ impl Clock {
     pub(crate) const fn real() -> Clock {
         Clock {
             virtual_now: Cell::new(None),
+            waiting: Cell::new(None),
+        }
+    }
+
+    /// When (wall clock) the loop began waiting for I/O ahead of its next timer, at `when`,
+    /// with the clock reading what it reads now: now, if this is the first such wait.
+    fn waiting_since(&self, when: Instant) -> Instant {
+        let now = self.now();
+        match self.waiting.get() {
+            Some((w, v, since)) if w == when && v == now => since,
+            _ => {
+                let since = Instant::now();
+                self.waiting.set(Some((when, now, since)));
+                since
+            }
         }
     }
 
@@ -75,16 +94,17 @@ impl EventLoop {
     /// # When the clock jumps
     /// When nothing is ready to run and the loop would wait:
     /// - for **timers alone** — no reader or writer registered (no transport reading, no
-    ///   server listening, no `sock_*` operation waiting) and no job out on the default
-    ///   executor (`run_in_executor`, `to_thread`, host-name resolution) — the clock jumps to
-    ///   the next timer at once, and the timer runs;
+    ///   server listening, no `sock_*` operation waiting, no child process watched), no job
+    ///   out on the default executor (`run_in_executor`, `to_thread`, host-name resolution)
+    ///   — the clock jumps to the next timer at once, and the timer runs;
     /// - for **I/O too** — the loop waits for real, for as long as the next timer is away on
     ///   the virtual clock. If I/O (or a callback from another thread) arrives first, the clock
     ///   has not moved; if the wait ends with nothing, the clock jumps to the timer. So real
     ///   sockets work: a timer never fires ahead of I/O that is on its way, the clock reads
     ///   timer deadlines only, and a `timeout` around a read that never completes still
     ///   expires — after the real time it names, since the loop cannot know that no data will
-    ///   come. (tokio's paused clock jumps as soon as a zero-timeout poll finds no I/O, which
+    ///   come (counted from the first wait for that timer, also while other I/O keeps
+    ///   arriving). (tokio's paused clock jumps as soon as a zero-timeout poll finds no I/O, which
     ///   can make a timeout fire before a reply that was already on its way; tulip waits.)
     ///
     /// A thread that will call [`call_soon_threadsafe`](crate::LoopHandle::call_soon_threadsafe)
@@ -175,11 +195,32 @@ impl Inner {
         if d.is_zero() || self.remote.has_pending() {
             return (Duration::ZERO, None);
         }
-        if self.selector.is_idle() && self.executor.outstanding() == 0 {
+        if self.selector.is_idle() && !self.waits_on_other_threads() {
             self.clock.advance_to(when);
             return (Duration::ZERO, None);
         }
-        (d, Some(Jump { when }))
+        // The real time this timer has been waited for counts, also across waits that I/O
+        // cut short: I/O that keeps coming (or an fd that stays ready) must not hold the
+        // timer off for ever, when on the wall clock it would have fired.
+        let left = d.saturating_sub(self.clock.waiting_since(when).elapsed());
+        if left.is_zero() {
+            self.clock.advance_to(when);
+            return (Duration::ZERO, None);
+        }
+        (left, Some(Jump { when }))
+    }
+
+    /// Whether work on other threads will post to this loop: a job on the default executor,
+    /// a child that a watcher thread waits for (where there is no pidfd).
+    fn waits_on_other_threads(&self) -> bool {
+        if self.executor.outstanding() != 0 {
+            return true;
+        }
+        #[cfg(unix)]
+        if crate::unix::child::thread_watched(self.id) {
+            return true;
+        }
+        false
     }
 
     /// After the real wait of a [`Jump`]: jump if it brought nothing (`n` events, nothing

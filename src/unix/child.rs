@@ -48,6 +48,18 @@ thread_local! {
     static THREAD_WATCHED: RefCell<HashMap<u32, Rc<ChildWatch>>> = RefCell::new(HashMap::new());
 }
 
+/// Whether a watcher thread waits for a child of the loop `loop_id` (on this thread): its
+/// exit will come from another thread, which virtual time waits for as for an executor job
+/// (`event_loop/clock.rs`).
+pub(crate) fn thread_watched(loop_id: u64) -> bool {
+    THREAD_WATCHED
+        .try_with(|m| {
+            m.try_borrow()
+                .is_ok_and(|m| m.values().any(|w| w.lp.inner.id == loop_id))
+        })
+        .unwrap_or(false)
+}
+
 /// Whether to watch with a pidfd: yes, unless the environment variable
 /// `TULIP_CHILD_WATCHER=thread` (read once) asks for the portable thread watcher — how the
 /// tests run the fallback on Linux.
