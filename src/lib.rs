@@ -250,7 +250,7 @@ pub mod unix;
 pub use datagram::create_datagram_endpoint;
 pub use error::{Cancelled, ResolveError, SendfileNotAvailable, TimeoutError, is_cancelled};
 pub use event_loop::{
-    EventLoop, ExceptionContext, Handle, LoopHandle, TimerHandle, get_running_loop,
+    EventLoop, ExceptionContext, Fileno, Handle, LoopHandle, TimerHandle, get_running_loop,
     set_last_resort, try_get_running_loop,
 };
 pub use future::LoopFuture;

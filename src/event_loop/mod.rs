@@ -5,6 +5,7 @@ mod clock;
 mod context;
 mod dump;
 mod exception;
+mod fileno;
 mod handle;
 mod ready;
 mod remote;
@@ -32,6 +33,7 @@ pub(crate) use context::{Enter, current_rc, schedule, with_current};
 pub use context::{get_running_loop, try_get_running_loop};
 pub use exception::{ExceptionContext, set_last_resort};
 pub(crate) use exception::{emit, error_or_stderr, warn_or_stderr};
+pub use fileno::Fileno;
 pub(crate) use handle::{Callback, FnCallback, WakerCallback};
 pub use handle::{Handle, TimerHandle};
 pub(crate) use ready::Ready;
@@ -462,7 +464,8 @@ impl EventLoop {
     /// (asyncio's `add_reader`). Level-triggered: `f` keeps being called while data is
     /// there. A reader already registered for `fd` is replaced.
     ///
-    /// The loop does not own `fd`: remove the reader before closing it.
+    /// `fd` is a [`RawFd`] or a reference to what has one (`&sock`; see [`Fileno`]). The
+    /// loop does not own it: remove the reader before closing it.
     ///
     /// # Errors
     /// `ResourceBusy` if a transport or server of this loop owns `fd` (asyncio raises
@@ -472,16 +475,16 @@ impl EventLoop {
     ///
     /// # Panics
     /// If the loop is closed.
-    pub fn add_reader(&self, fd: impl AsRawFd, f: impl Fn() + 'static) -> io::Result<()> {
+    pub fn add_reader(&self, fd: impl Fileno, f: impl Fn() + 'static) -> io::Result<()> {
         self.inner.check_closed();
-        self.inner.ensure_fd_no_transport(fd.as_raw_fd())?;
+        self.inner.ensure_fd_no_transport(fd.fileno())?;
         let cb: Rc<IoCallback> = Rc::new(IoCallback {
             active: Cell::new(true),
             f,
         });
         self.inner
             .selector
-            .set_callback(fd.as_raw_fd(), Direction::Read, Some(cb))
+            .set_callback(fd.fileno(), Direction::Read, Some(cb))
             .map(drop)
     }
 
@@ -492,8 +495,8 @@ impl EventLoop {
     /// `ResourceBusy` if a transport or server of this loop owns `fd` (asyncio raises
     /// `RuntimeError`); nothing is removed then. An error rather than a panic: the caller
     /// decides, and the loop never goes down for it.
-    pub fn remove_reader(&self, fd: impl AsRawFd) -> io::Result<bool> {
-        let fd = fd.as_raw_fd();
+    pub fn remove_reader(&self, fd: impl Fileno) -> io::Result<bool> {
+        let fd = fd.fileno();
         self.inner.ensure_fd_no_transport(fd)?;
         Ok(self
             .inner
@@ -512,16 +515,16 @@ impl EventLoop {
     ///
     /// # Panics
     /// If the loop is closed.
-    pub fn add_writer(&self, fd: impl AsRawFd, f: impl Fn() + 'static) -> io::Result<()> {
+    pub fn add_writer(&self, fd: impl Fileno, f: impl Fn() + 'static) -> io::Result<()> {
         self.inner.check_closed();
-        self.inner.ensure_fd_no_transport(fd.as_raw_fd())?;
+        self.inner.ensure_fd_no_transport(fd.fileno())?;
         let cb: Rc<IoCallback> = Rc::new(IoCallback {
             active: Cell::new(true),
             f,
         });
         self.inner
             .selector
-            .set_callback(fd.as_raw_fd(), Direction::Write, Some(cb))
+            .set_callback(fd.fileno(), Direction::Write, Some(cb))
             .map(drop)
     }
 
@@ -530,8 +533,8 @@ impl EventLoop {
     /// # Errors
     /// `ResourceBusy` if a transport or server of this loop owns `fd` (as
     /// [`remove_reader`](EventLoop::remove_reader)).
-    pub fn remove_writer(&self, fd: impl AsRawFd) -> io::Result<bool> {
-        let fd = fd.as_raw_fd();
+    pub fn remove_writer(&self, fd: impl Fileno) -> io::Result<bool> {
+        let fd = fd.fileno();
         self.inner.ensure_fd_no_transport(fd)?;
         Ok(self
             .inner
