@@ -35,7 +35,7 @@ impl Drop for TaskPanic {
         if let Some(p) = self.payload.take() {
             let ctx = ExceptionContext::new("Task exception was never retrieved")
                 .with_panic(p)
-                .with_task(self.meta.info(TaskState::Pending));
+                .with_task(self.meta.info(TaskState::Finished));
             match self.lp.upgrade() {
                 Some(inner) => inner.report(ctx),
                 None => log::error!("{ctx}"),

@@ -174,7 +174,8 @@ fn current_key() -> Option<usize> {
     CURRENT_TASK.with(Cell::get).checked_sub(1)
 }
 
-/// Whether a task is pending or running, as [`all_tasks`] and [`EventLoop::dump`] see it.
+/// Whether a task is pending or running, as [`all_tasks`] and [`EventLoop::dump`] see it, or
+/// finished, as a report about it after its end says (asyncio's "finished").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TaskState {
@@ -183,6 +184,9 @@ pub enum TaskState {
     /// Waiting to be woken, or woken and waiting for its turn on the ready queue (asyncio's
     /// "pending": a task that is done is no longer listed).
     Pending,
+    /// Its future has returned or panicked (only in reports made after its end, such as
+    /// "Task exception was never retrieved": [`all_tasks`] lists live tasks only).
+    Finished,
 }
 
 impl fmt::Display for TaskState {
@@ -190,6 +194,7 @@ impl fmt::Display for TaskState {
         f.write_str(match self {
             TaskState::Running => "running",
             TaskState::Pending => "pending",
+            TaskState::Finished => "finished",
         })
     }
 }

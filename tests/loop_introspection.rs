@@ -408,7 +408,7 @@ fn default_exc_handler_coro() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].message, "Task exception was never retrieved");
     assert_eq!(seen[0].task.as_deref(), Some(name.as_str()));
-    let at = format!("task: {name} (pending) spawned at {}:{line}:", file!());
+    let at = format!("task: {name} (finished) spawned at {}:{line}:", file!());
     assert!(seen[0].text.contains(&at), "{:?}", seen[0]);
     drop(seen);
     lp.close();
