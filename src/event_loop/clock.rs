@@ -180,9 +180,10 @@ impl EventLoop {
     }
 }
 
-/// A real wait that ends in a jump to `when` if nothing arrives.
+/// A real wait that ends in a jump to `when` if nothing arrives by `until` (wall clock).
 pub(crate) struct Jump {
     when: Instant,
+    until: Instant,
 }
 
 impl Inner {
@@ -207,7 +208,11 @@ impl Inner {
             self.clock.advance_to(when);
             return (Duration::ZERO, None);
         }
-        (left, Some(Jump { when }))
+        let until = Instant::now().checked_add(left);
+        match until {
+            Some(until) => (left, Some(Jump { when, until })),
+            None => (left, None), // a wait too long to express: no jump after it
+        }
     }
 
     /// Whether work on other threads will post to this loop: a job on the default executor,
@@ -224,10 +229,15 @@ impl Inner {
     }
 
     /// After the real wait of a [`Jump`]: jump if it brought nothing (`n` events, nothing
-    /// made ready, nothing from other threads).
+    /// made ready, nothing from other threads) and lasted its time (a wait cut short by a
+    /// signal, `EINTR`, with nothing to show is waited again, not jumped over).
     #[cold]
     pub(crate) fn virtual_wait_done(&self, jump: Jump, n: usize) {
-        if n == 0 && self.ready.is_empty() && !self.remote.has_pending() {
+        if n == 0
+            && self.ready.is_empty()
+            && !self.remote.has_pending()
+            && Instant::now() >= jump.until
+        {
             self.clock.advance_to(jump.when);
         }
     }
