@@ -88,8 +88,8 @@ async fn main() -> ExitCode {
 
 async fn serve(addr: SocketAddr) -> io::Result<()> {
     // Watch the signals before announcing the address: from then on, a signal is ours.
-    let mut sigterm = tulip::signal(libc::SIGTERM)?;
-    let mut sigint = tulip::signal(libc::SIGINT)?;
+    let mut sigterm = tulip::signal(tulip::unix::SIGTERM)?;
+    let mut sigint = tulip::signal(tulip::unix::SIGINT)?;
     let server = tulip::create_server(
         || Echo { transport: None },
         &addr.ip().to_string(),

@@ -89,4 +89,7 @@ pub(crate) fn bad_fd() -> stdio::Error {
 
 /// The signal numbers the loop itself names (run's Ctrl-C, a child's terminate/kill), so that
 /// the layers above the fence need no `libc`.
-pub(crate) use libc::{SIGINT, SIGKILL, SIGTERM, c_int};
+pub(crate) use libc::{
+    SIGALRM, SIGCHLD, SIGHUP, SIGINT, SIGKILL, SIGPIPE, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
+    SIGWINCH, c_int,
+};

@@ -465,8 +465,8 @@ impl Process {
         }
     }
 
-    /// Sends `signal` (a `libc::SIG*` number) to the child; nothing if it has exited already
-    /// (as Python's `Popen.send_signal`).
+    /// Sends `signal` (a signal number, e.g. [`SIGHUP`](crate::unix::SIGHUP)) to the child;
+    /// nothing if it has exited already (as Python's `Popen.send_signal`).
     ///
     /// # Errors
     /// `EINVAL` for a bad signal number, `EPERM`.

@@ -386,15 +386,15 @@ impl EventLoop {
     /// let caught = Rc::new(Cell::new(0));
     /// let c = caught.clone();
     /// let l = lp.clone();
-    /// lp.add_signal_handler(libc::SIGUSR1, move || {
+    /// lp.add_signal_handler(tulip::unix::SIGUSR1, move || {
     ///     c.set(c.get() + 1);
     ///     l.stop();
     /// })?;
-    /// // SAFETY: raising a signal that has a handler.
-    /// unsafe { libc::raise(libc::SIGUSR1) };
+    /// let me = std::process::id().to_string();
+    /// std::process::Command::new("kill").args(["-USR1", &me]).status()?;
     /// lp.run_forever();
     /// assert_eq!(caught.get(), 1);
-    /// assert!(lp.remove_signal_handler(libc::SIGUSR1)?);
+    /// assert!(lp.remove_signal_handler(tulip::unix::SIGUSR1)?);
     /// lp.close();
     /// # std::io::Result::Ok(())
     /// ```
@@ -465,7 +465,7 @@ pub struct Signal {
 /// ```no_run
 /// #[tulip::main]
 /// async fn main() -> std::io::Result<()> {
-///     let mut sigterm = tulip::signal(libc::SIGTERM)?;
+///     let mut sigterm = tulip::signal(tulip::unix::SIGTERM)?;
 ///     while let Some(()) = sigterm.recv().await {
 ///         println!("SIGTERM: reloading");
 ///     }

@@ -234,7 +234,8 @@ impl SubprocessTransport {
         self.inner.pipes.borrow().get(i)?.clone()
     }
 
-    /// Sends `signal` (a `libc::SIG*` number); nothing if the child has exited.
+    /// Sends `signal` (a signal number, e.g. [`SIGHUP`](crate::unix::SIGHUP)); nothing if the
+    /// child has exited.
     ///
     /// # Errors
     /// `EINVAL` for a bad signal number, `EPERM`.
