@@ -312,7 +312,7 @@ pub fn run_tulip_server(
 }
 
 /// The `sock_*` echo task of one connection, as `examples/sock_echo_server.rs`.
-pub async fn sock_echo(conn: TcpStream) {
+pub(crate) async fn sock_echo(conn: TcpStream) {
     let mut buf = vec![0u8; CONN_BUF];
     loop {
         let n = match tulip::sock_recv_into(&conn, &mut buf).await {

@@ -15,7 +15,7 @@ use tulip::{DatagramProtocol, DatagramTransport, net::DatagramOptions};
 // ---- a recording protocol -----------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ev {
+pub(crate) enum Ev {
     CM,
     DR(Vec<u8>),
     ER(io::ErrorKind),
@@ -25,14 +25,14 @@ pub enum Ev {
 }
 
 #[derive(Default)]
-pub struct Log {
-    pub events: Vec<Ev>,
-    pub from: Vec<SockAddr>,
+pub(crate) struct Log {
+    pub(crate) events: Vec<Ev>,
+    pub(crate) from: Vec<SockAddr>,
 }
 
 /// Which callback panics.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum PanicIn {
+pub(crate) enum PanicIn {
     Nowhere,
     ConnectionMade,
     DatagramReceived,
@@ -42,15 +42,15 @@ pub enum PanicIn {
     ConnectionLost,
 }
 
-pub struct Rec {
-    pub log: Rc<RefCell<Log>>,
-    pub t: Option<DatagramTransport>,
-    pub echo: bool,
-    pub panic_in: PanicIn,
+pub(crate) struct Rec {
+    pub(crate) log: Rc<RefCell<Log>>,
+    pub(crate) t: Option<DatagramTransport>,
+    pub(crate) echo: bool,
+    pub(crate) panic_in: PanicIn,
 }
 
 impl Rec {
-    pub fn new(log: &Rc<RefCell<Log>>) -> Rec {
+    pub(crate) fn new(log: &Rc<RefCell<Log>>) -> Rec {
         Rec {
             log: log.clone(),
             t: None,
@@ -58,13 +58,13 @@ impl Rec {
             panic_in: PanicIn::Nowhere,
         }
     }
-    pub fn echo(log: &Rc<RefCell<Log>>) -> Rec {
+    pub(crate) fn echo(log: &Rc<RefCell<Log>>) -> Rec {
         Rec {
             echo: true,
             ..Rec::new(log)
         }
     }
-    pub fn push(&self, e: Ev) {
+    pub(crate) fn push(&self, e: Ev) {
         self.log.borrow_mut().events.push(e);
     }
 }
@@ -121,7 +121,7 @@ impl DatagramProtocol for Rec {
 }
 
 /// `CM [DR | ER | Pause | Resume]* CL`, CL exactly once (if the endpoint is closed).
-pub fn assert_order(ev: &[Ev], closed: bool) {
+pub(crate) fn assert_order(ev: &[Ev], closed: bool) {
     assert_eq!(ev.first(), Some(&Ev::CM), "{ev:?}");
     let cls = ev.iter().filter(|e| matches!(e, Ev::CL(_))).count();
     assert_eq!(cls, usize::from(closed), "{ev:?}");
@@ -131,11 +131,11 @@ pub fn assert_order(ev: &[Ev], closed: bool) {
     assert_eq!(ev.iter().filter(|e| **e == Ev::CM).count(), 1, "{ev:?}");
 }
 
-pub fn events(log: &Rc<RefCell<Log>>) -> Vec<Ev> {
+pub(crate) fn events(log: &Rc<RefCell<Log>>) -> Vec<Ev> {
     log.borrow().events.clone()
 }
 
-pub fn count_dr(log: &Rc<RefCell<Log>>) -> usize {
+pub(crate) fn count_dr(log: &Rc<RefCell<Log>>) -> usize {
     log.borrow()
         .events
         .iter()
@@ -143,7 +143,7 @@ pub fn count_dr(log: &Rc<RefCell<Log>>) -> usize {
         .count()
 }
 
-pub fn received(log: &Rc<RefCell<Log>>) -> Vec<Vec<u8>> {
+pub(crate) fn received(log: &Rc<RefCell<Log>>) -> Vec<Vec<u8>> {
     log.borrow()
         .events
         .iter()
@@ -155,7 +155,7 @@ pub fn received(log: &Rc<RefCell<Log>>) -> Vec<Vec<u8>> {
 }
 
 /// Waits (yielding to the loop) until `f` holds, for at most `secs`.
-pub async fn until(secs: f64, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) async fn until(secs: f64, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let mut spins = 0u32;
     while !f() {
@@ -173,7 +173,7 @@ pub async fn until(secs: f64, mut f: impl FnMut() -> bool) -> bool {
     true
 }
 
-pub async fn lost(log: &Rc<RefCell<Log>>) -> Option<io::ErrorKind> {
+pub(crate) async fn lost(log: &Rc<RefCell<Log>>) -> Option<io::ErrorKind> {
     assert!(
         until(5.0, || events(log).iter().any(|e| matches!(e, Ev::CL(_)))).await,
         "no connection_lost: {:?}",
@@ -185,13 +185,16 @@ pub async fn lost(log: &Rc<RefCell<Log>>) -> Option<io::ErrorKind> {
     })?
 }
 
-pub fn addr_of(t: &DatagramTransport) -> SocketAddr {
+pub(crate) fn addr_of(t: &DatagramTransport) -> SocketAddr {
     t.sockname()
         .and_then(|a| a.as_socket())
         .expect("an IP sockname")
 }
 
-pub async fn echo_server(log: &Rc<RefCell<Log>>, host: &str) -> io::Result<DatagramTransport> {
+pub(crate) async fn echo_server(
+    log: &Rc<RefCell<Log>>,
+    host: &str,
+) -> io::Result<DatagramTransport> {
     let opts = DatagramOptions::new().local_addr(host, 0);
     let (t, _) = tulip::create_datagram_endpoint(|| Rec::echo(log), opts).await?;
     Ok(t)
@@ -200,7 +203,7 @@ pub async fn echo_server(log: &Rc<RefCell<Log>>, host: &str) -> io::Result<Datag
 // ---- the send queue (a Unix datagram socketpair whose other end does not read) -------------
 
 /// An endpoint on one end of a Unix datagram socketpair, and the other end.
-pub async fn queued_pair(log: &Rc<RefCell<Log>>) -> (DatagramTransport, UnixDatagram) {
+pub(crate) async fn queued_pair(log: &Rc<RefCell<Log>>) -> (DatagramTransport, UnixDatagram) {
     let (a, b) = UnixDatagram::pair().unwrap();
     let opts = DatagramOptions::new().sock(Socket::from(std::os::fd::OwnedFd::from(a)));
     let (t, _) = tulip::create_datagram_endpoint(|| Rec::new(log), opts)
@@ -210,7 +213,7 @@ pub async fn queued_pair(log: &Rc<RefCell<Log>>) -> (DatagramTransport, UnixData
 }
 
 /// Sends until the socket pushes back and datagrams queue; returns how many were sent.
-pub fn fill(t: &DatagramTransport, size: usize) -> usize {
+pub(crate) fn fill(t: &DatagramTransport, size: usize) -> usize {
     let mut n = 0;
     while t.get_write_buffer_size() == 0 && !t.is_closing() {
         t.sendto(&vec![n as u8; size], None).unwrap();
@@ -220,7 +223,7 @@ pub fn fill(t: &DatagramTransport, size: usize) -> usize {
     n
 }
 
-pub fn drain_peer(peer: &UnixDatagram) -> Vec<Vec<u8>> {
+pub(crate) fn drain_peer(peer: &UnixDatagram) -> Vec<Vec<u8>> {
     peer.set_nonblocking(true).unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; 70_000];
@@ -230,7 +233,7 @@ pub fn drain_peer(peer: &UnixDatagram) -> Vec<Vec<u8>> {
     out
 }
 
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
+pub(crate) fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("tulip-dgram-{name}-{}", std::process::id()));
     std::fs::remove_dir_all(&d).ok();
     std::fs::create_dir_all(&d).unwrap();

@@ -11,18 +11,18 @@ use std::thread;
 use std::time::Duration;
 
 /// How long one test may take, building the examples included, before the watchdog aborts.
-pub const WATCHDOG: Duration = Duration::from_secs(120);
+pub(crate) const WATCHDOG: Duration = Duration::from_secs(120);
 
 /// Read timeout for the test's own sockets.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Aborts the test process if it is still alive after [`WATCHDOG`]; dropping it (at the end
 /// of the test, passed or failed) disarms it.
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     _disarm: mpsc::Sender<()>,
 }
 
-pub fn watchdog(test: &'static str) -> Watchdog {
+pub(crate) fn watchdog(test: &'static str) -> Watchdog {
     let (tx, rx) = mpsc::channel::<()>();
     thread::spawn(move || {
         if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG) {
@@ -36,7 +36,7 @@ pub fn watchdog(test: &'static str) -> Watchdog {
 /// `cargo run --quiet --example NAME -- ARGS…` in this package, in the profile the tests
 /// were built with. It runs in the package's directory; `--manifest-path` lets a caller
 /// choose another one with `Command::current_dir` (cargo runs the example where it is run).
-pub fn example(name: &str, args: &[&str]) -> Command {
+pub(crate) fn example(name: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["run", "--quiet", "--manifest-path"])
@@ -56,7 +56,7 @@ pub fn example(name: &str, args: &[&str]) -> Command {
     cmd
 }
 
-pub fn run_example(name: &str, args: &[&str]) -> Output {
+pub(crate) fn run_example(name: &str, args: &[&str]) -> Output {
     example(name, args)
         .stdin(Stdio::null())
         .output()
@@ -64,20 +64,20 @@ pub fn run_example(name: &str, args: &[&str]) -> Output {
 }
 
 /// A running server example; killed and reaped when dropped.
-pub struct Server {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub _stdout: BufReader<ChildStdout>,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) _stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
     /// Starts the example `name` on a free port and waits for its `listening on` line.
-    pub fn start(name: &str) -> Server {
+    pub(crate) fn start(name: &str) -> Server {
         Server::start_in(name, Path::new(env!("CARGO_MANIFEST_DIR")))
     }
 
     /// [`Server::start`], with `dir` as the server's current directory.
-    pub fn start_in(name: &str, dir: &Path) -> Server {
+    pub(crate) fn start_in(name: &str, dir: &Path) -> Server {
         let mut child = example(name, &["127.0.0.1:0"])
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -107,7 +107,7 @@ impl Server {
         server
     }
 
-    pub fn connect(&self) -> TcpStream {
+    pub(crate) fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).expect("cannot connect to the server");
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
         stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -124,7 +124,7 @@ impl Drop for Server {
 
 /// Writes `data` from another thread (so that a large payload cannot deadlock against the
 /// echo filling our receive buffer) while reading the echo here.
-pub fn echo(stream: &mut TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
+pub(crate) fn echo(stream: &mut TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
     let mut writer = stream.try_clone()?;
     let payload = data.to_vec();
     let sender = thread::spawn(move || writer.write_all(&payload));
@@ -136,7 +136,7 @@ pub fn echo(stream: &mut TcpStream, data: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 /// One UDP echo through the server, from a std socket (sent again if it is lost).
-pub fn udp_echo(server: SocketAddr, data: &[u8]) -> Vec<u8> {
+pub(crate) fn udp_echo(server: SocketAddr, data: &[u8]) -> Vec<u8> {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -152,18 +152,18 @@ pub fn udp_echo(server: SocketAddr, data: &[u8]) -> Vec<u8> {
 }
 
 /// A request `http_hello` answers with `200 OK`.
-pub const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+pub(crate) const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
 
 /// One HTTP response, as the tests read it.
 #[derive(Debug)]
-pub struct Response {
-    pub status: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -171,7 +171,7 @@ impl Response {
     }
 
     /// Asserts `200 OK` with the body `Hello, World!` (or none, for `HEAD`).
-    pub fn assert_hello(&self, head: bool) {
+    pub(crate) fn assert_hello(&self, head: bool) {
         assert_eq!(self.status, "HTTP/1.1 200 OK", "{self:?}");
         assert_eq!(self.header("Content-Length"), Some("13"), "{self:?}");
         let body: &[u8] = if head { b"" } else { b"Hello, World!" };
@@ -181,7 +181,7 @@ impl Response {
 
 /// Reads one response; after a `HEAD` request (`head`) there is no body, whatever
 /// `Content-Length` says.
-pub fn read_response(r: &mut BufReader<TcpStream>, head: bool) -> io::Result<Response> {
+pub(crate) fn read_response(r: &mut BufReader<TcpStream>, head: bool) -> io::Result<Response> {
     let mut line = String::new();
     if r.read_line(&mut line)? == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());
@@ -219,7 +219,7 @@ pub fn read_response(r: &mut BufReader<TcpStream>, head: bool) -> io::Result<Res
 }
 
 /// Asserts that the server closed the connection: EOF and nothing more.
-pub fn assert_eof(r: &mut BufReader<TcpStream>) {
+pub(crate) fn assert_eof(r: &mut BufReader<TcpStream>) {
     let mut rest = Vec::new();
     r.read_to_end(&mut rest)
         .expect("expected EOF from the server");
@@ -231,7 +231,7 @@ pub fn assert_eof(r: &mut BufReader<TcpStream>) {
 }
 
 /// Reads one line (`\n` included); an error at EOF.
-pub fn read_line(r: &mut BufReader<TcpStream>) -> String {
+pub(crate) fn read_line(r: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();
     let n = r.read_line(&mut line).expect("cannot read a line");
     assert_ne!(n, 0, "unexpected EOF");
@@ -239,7 +239,7 @@ pub fn read_line(r: &mut BufReader<TcpStream>) -> String {
 }
 
 /// Reads everything until the server's EOF.
-pub fn read_to_eof(conn: &mut TcpStream) -> Vec<u8> {
+pub(crate) fn read_to_eof(conn: &mut TcpStream) -> Vec<u8> {
     let mut all = Vec::new();
     conn.read_to_end(&mut all)
         .expect("expected EOF from the server");
@@ -247,10 +247,10 @@ pub fn read_to_eof(conn: &mut TcpStream) -> Vec<u8> {
 }
 
 /// A fresh, empty directory under the system's temporary directory; removed when dropped.
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new(test: &str) -> TempDir {
+    pub(crate) fn new(test: &str) -> TempDir {
         let dir =
             std::env::temp_dir().join(format!("tulip-examples-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -258,7 +258,7 @@ impl TempDir {
         TempDir(dir)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -270,11 +270,11 @@ impl Drop for TempDir {
 }
 
 /// The name of the certificate `tls_echo_server` writes in its current directory.
-pub const SELF_SIGNED_PEM: &str = "tulip-selfsigned.pem";
+pub(crate) const SELF_SIGNED_PEM: &str = "tulip-selfsigned.pem";
 
 /// Starts `tls_echo_server` in a temporary directory; returns it with the path of the
 /// self-signed certificate it wrote there.
-pub fn start_tls_echo_server(test: &str) -> (Server, TempDir, String) {
+pub(crate) fn start_tls_echo_server(test: &str) -> (Server, TempDir, String) {
     let dir = TempDir::new(test);
     let server = Server::start_in("tls_echo_server", dir.path());
     let pem = dir.path().join(SELF_SIGNED_PEM);
@@ -290,13 +290,13 @@ pub fn start_tls_echo_server(test: &str) -> (Server, TempDir, String) {
 
 /// A TLS client on the test's own thread(s), with rustls (tulip's re-export): the handshake
 /// on a blocking socket, then a connection the reading and the writing thread share.
-pub struct RustlsClient {
+pub(crate) struct RustlsClient {
     conn: std::sync::Arc<std::sync::Mutex<tulip::tls::rustls::ClientConnection>>,
     sock: TcpStream,
 }
 
 impl RustlsClient {
-    pub fn connect(sock: TcpStream, cafile: &str) -> RustlsClient {
+    pub(crate) fn connect(sock: TcpStream, cafile: &str) -> RustlsClient {
         use tulip::tls::rustls::ClientConnection;
         let config = tulip::tls::client_config_from_ca_file(cafile).expect("the CA file");
         let name = "localhost".try_into().unwrap();
@@ -313,7 +313,7 @@ impl RustlsClient {
 
     /// Encrypts and sends `data`, a piece at a time (the socket write happens outside the
     /// lock, so that the reader can go on).
-    pub fn send(&self, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn send(&self, data: &[u8]) -> io::Result<()> {
         let mut sock = self.sock.try_clone()?;
         for piece in data.chunks(64 * 1024) {
             let mut records = Vec::new();
@@ -330,7 +330,7 @@ impl RustlsClient {
     }
 
     /// Receives and decrypts exactly `n` bytes.
-    pub fn recv_exact(&self, n: usize) -> io::Result<Vec<u8>> {
+    pub(crate) fn recv_exact(&self, n: usize) -> io::Result<Vec<u8>> {
         let mut sock = self.sock.try_clone()?;
         let mut plain = Vec::with_capacity(n);
         let mut buf = vec![0; 64 * 1024];
@@ -359,7 +359,7 @@ impl RustlsClient {
 
 /// The bytes `pipe_cat` copies: an xorshift stream, so the output can be checked as it
 /// arrives without holding 64 MiB twice.
-pub fn pipe_cat_bytes(state: &mut u64, buf: &mut [u8]) {
+pub(crate) fn pipe_cat_bytes(state: &mut u64, buf: &mut [u8]) {
     for chunk in buf.chunks_mut(8) {
         *state ^= *state << 13;
         *state ^= *state >> 7;
@@ -369,14 +369,14 @@ pub fn pipe_cat_bytes(state: &mut u64, buf: &mut [u8]) {
 }
 
 /// Sends `sig` to the example (`cargo run` execs it, so the child's pid is the example's).
-pub fn signal_child(child: &Child, sig: libc::c_int) {
+pub(crate) fn signal_child(child: &Child, sig: libc::c_int) {
     let pid = libc::pid_t::try_from(child.id()).expect("a pid");
     // SAFETY: kill with our own child's pid and a valid signal number.
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill");
 }
 
 /// Waits up to `limit` for the child to exit.
-pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

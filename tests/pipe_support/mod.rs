@@ -17,7 +17,7 @@ use crate::proto_support::*;
 
 /// A pipe, close-on-exec (other tests spawn children): (read end, write end). Not
 /// `std::io::pipe`, which is newer than the crate's `rust-version`.
-pub fn pipe() -> (File, File) {
+pub(crate) fn pipe() -> (File, File) {
     use std::os::fd::FromRawFd;
     let mut fds = [-1 as libc::c_int; 2];
     #[cfg(target_os = "linux")]
@@ -36,25 +36,25 @@ pub fn pipe() -> (File, File) {
     unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
 }
 
-pub fn flags(fd: RawFd) -> libc::c_int {
+pub(crate) fn flags(fd: RawFd) -> libc::c_int {
     // SAFETY: F_GETFL on a descriptor the caller holds open reads its flags only.
     let f = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     assert!(f >= 0, "F_GETFL: {}", io::Error::last_os_error());
     f
 }
 
-pub fn is_nonblocking(fd: RawFd) -> bool {
+pub(crate) fn is_nonblocking(fd: RawFd) -> bool {
     flags(fd) & libc::O_NONBLOCK != 0
 }
 
-pub fn set_nonblocking(fd: RawFd) {
+pub(crate) fn set_nonblocking(fd: RawFd) {
     // SAFETY: F_SETFL on a descriptor the caller holds open changes only its flags.
     let r = unsafe { libc::fcntl(fd, libc::F_SETFL, flags(fd) | libc::O_NONBLOCK) };
     assert_eq!(r, 0, "F_SETFL: {}", io::Error::last_os_error());
 }
 
 /// Reads from a non-blocking pipe end on the loop until `n` bytes or EOF, within `secs`.
-pub async fn read_pipe(r: &mut File, n: usize, secs: f64) -> (Vec<u8>, bool) {
+pub(crate) async fn read_pipe(r: &mut File, n: usize, secs: f64) -> (Vec<u8>, bool) {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let (mut got, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
     while got.len() < n {
@@ -76,27 +76,27 @@ pub async fn read_pipe(r: &mut File, n: usize, secs: f64) -> (Vec<u8>, bool) {
 }
 
 /// Reads a non-blocking pipe end on the loop until EOF, within `secs`.
-pub async fn read_pipe_to_eof(r: &mut File, secs: f64) -> Vec<u8> {
+pub(crate) async fn read_pipe_to_eof(r: &mut File, secs: f64) -> Vec<u8> {
     let (got, eof) = read_pipe(r, usize::MAX, secs).await;
     assert!(eof);
     got
 }
 
-pub async fn read_transport(p: &Probe, fd: impl Into<OwnedFd>) -> ReadPipeTransport {
+pub(crate) async fn read_transport(p: &Probe, fd: impl Into<OwnedFd>) -> ReadPipeTransport {
     let (t, _) = connect_read_pipe(|| Rec::new(p), fd)
         .await
         .expect("connect_read_pipe");
     t
 }
 
-pub async fn write_transport(p: &Probe, fd: impl Into<OwnedFd>) -> WritePipeTransport {
+pub(crate) async fn write_transport(p: &Probe, fd: impl Into<OwnedFd>) -> WritePipeTransport {
     let (t, _) = connect_write_pipe(|| Rec::new(p), fd)
         .await
         .expect("connect_write_pipe");
     t
 }
 
-pub fn pipe_fd(info: Option<ExtraInfo>) -> RawFd {
+pub(crate) fn pipe_fd(info: Option<ExtraInfo>) -> RawFd {
     match info {
         Some(ExtraInfo::Pipe(fd)) => fd.as_raw_fd().expect("an open pipe"),
         other => panic!("no \"pipe\" extra info: {other:?}"),
@@ -104,10 +104,10 @@ pub fn pipe_fd(info: Option<ExtraInfo>) -> RawFd {
 }
 
 /// A fresh path in the temp dir, removed when dropped.
-pub struct TempPath(pub PathBuf);
+pub(crate) struct TempPath(pub(crate) PathBuf);
 
 impl TempPath {
-    pub fn new(tag: &str) -> TempPath {
+    pub(crate) fn new(tag: &str) -> TempPath {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
@@ -123,7 +123,7 @@ impl Drop for TempPath {
 }
 
 /// A FIFO in the temp dir, opened at both ends: (read end, write end).
-pub fn fifo() -> (TempPath, File, File) {
+pub(crate) fn fifo() -> (TempPath, File, File) {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::OpenOptionsExt;
     let path = TempPath::new("fifo");
@@ -145,7 +145,7 @@ pub fn fifo() -> (TempPath, File, File) {
 }
 
 /// A pty pair: (master, slave), or `None` where the system has none for us.
-pub fn openpty() -> Option<(File, File)> {
+pub(crate) fn openpty() -> Option<(File, File)> {
     use std::os::fd::FromRawFd;
     let (mut m, mut s) = (-1, -1);
     // SAFETY: openpty writes two descriptors into `m` and `s`; the name, termios and window
@@ -168,7 +168,7 @@ pub fn openpty() -> Option<(File, File)> {
 }
 
 /// Raw mode on a tty: no echo, no line discipline (CPython's `tty.setraw`).
-pub fn set_raw(f: &File) {
+pub(crate) fn set_raw(f: &File) {
     // SAFETY: an all-zero termios is a valid out-parameter for tcgetattr.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
     // SAFETY: `f` is an open tty; `t` is valid for writes.

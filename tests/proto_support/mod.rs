@@ -18,7 +18,7 @@ use tulip::{BufferedProtocol, LoopFuture, Protocol, Transport, transports::Extra
 /// One protocol callback, as the log records it.
 #[allow(clippy::upper_case_acronyms)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// `connection_made`
     CM,
     /// `data_received(n bytes)`
@@ -37,23 +37,23 @@ pub enum Event {
     BU(usize),
 }
 
-pub type Log = Rc<RefCell<Vec<Event>>>;
+pub(crate) type Log = Rc<RefCell<Vec<Event>>>;
 
 /// What a test keeps of a protocol: its log, what it received, its transport, and futures
 /// completed by its callbacks. Clones share everything.
 #[derive(Clone)]
-pub struct Probe {
-    pub log: Log,
-    pub data: Rc<RefCell<Vec<u8>>>,
-    pub transport: Rc<RefCell<Option<Transport>>>,
+pub(crate) struct Probe {
+    pub(crate) log: Log,
+    pub(crate) data: Rc<RefCell<Vec<u8>>>,
+    pub(crate) transport: Rc<RefCell<Option<Transport>>>,
     /// Completed by `connection_lost`.
-    pub lost: LoopFuture<()>,
+    pub(crate) lost: LoopFuture<()>,
     /// Whether the protocol is paused (between `pause_writing` and `resume_writing`).
-    pub paused: Rc<Cell<bool>>,
+    pub(crate) paused: Rc<Cell<bool>>,
     /// Completed by the next `resume_writing`.
     resume: Rc<RefCell<Vec<LoopFuture<()>>>>,
     /// Write-buffer size seen inside `pause_writing` / `resume_writing`.
-    pub flow_sizes: Rc<RefCell<Vec<(bool, usize)>>>,
+    pub(crate) flow_sizes: Rc<RefCell<Vec<(bool, usize)>>>,
 }
 
 impl Default for Probe {
@@ -64,7 +64,7 @@ impl Default for Probe {
 
 impl Probe {
     /// A new probe on the running loop.
-    pub fn new() -> Probe {
+    pub(crate) fn new() -> Probe {
         let lp = tulip::get_running_loop();
         Probe {
             log: Rc::default(),
@@ -77,40 +77,40 @@ impl Probe {
         }
     }
 
-    pub fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.log.borrow().clone()
     }
 
-    pub fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
+    pub(crate) fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
         self.log.borrow().iter().filter(|e| pred(e)).count()
     }
 
-    pub fn count_cl(&self) -> usize {
+    pub(crate) fn count_cl(&self) -> usize {
         self.count(|e| matches!(e, Event::CL(_)))
     }
 
-    pub fn received(&self) -> Vec<u8> {
+    pub(crate) fn received(&self) -> Vec<u8> {
         self.data.borrow().clone()
     }
 
-    pub fn received_len(&self) -> usize {
+    pub(crate) fn received_len(&self) -> usize {
         self.data.borrow().len()
     }
 
     /// The transport `connection_made` got.
-    pub fn transport(&self) -> Transport {
+    pub(crate) fn transport(&self) -> Transport {
         self.transport
             .borrow()
             .clone()
             .expect("connection_made has not run")
     }
 
-    pub fn is_lost(&self) -> bool {
+    pub(crate) fn is_lost(&self) -> bool {
         self.lost.done()
     }
 
     /// Waits (at most `secs`) for `connection_lost`; returns the error kind it got.
-    pub async fn wait_lost(&self, secs: f64) -> Option<io::ErrorKind> {
+    pub(crate) async fn wait_lost(&self, secs: f64) -> Option<io::ErrorKind> {
         if !self.lost.done() {
             // A second awaiter of a done future gets a "taken" error: done all the same.
             let _ = tulip::timeout(Duration::from_secs_f64(secs), self.lost.clone())
@@ -126,7 +126,7 @@ impl Probe {
     }
 
     /// The kind `connection_lost` got, if it ran.
-    pub fn lost_kind(&self) -> Option<Option<io::ErrorKind>> {
+    pub(crate) fn lost_kind(&self) -> Option<Option<io::ErrorKind>> {
         self.log.borrow().iter().find_map(|e| match e {
             Event::CL(k) => Some(*k),
             _ => None,
@@ -134,7 +134,12 @@ impl Probe {
     }
 
     /// Waits (at most `secs`) until `pred` holds, checking every millisecond.
-    pub async fn wait_for(&self, secs: f64, what: &str, mut pred: impl FnMut(&Probe) -> bool) {
+    pub(crate) async fn wait_for(
+        &self,
+        secs: f64,
+        what: &str,
+        mut pred: impl FnMut(&Probe) -> bool,
+    ) {
         let until = Instant::now() + Duration::from_secs_f64(secs);
         while !pred(self) {
             assert!(
@@ -147,13 +152,13 @@ impl Probe {
     }
 
     /// Waits until `n` bytes have arrived.
-    pub async fn wait_bytes(&self, n: usize, secs: f64) {
+    pub(crate) async fn wait_bytes(&self, n: usize, secs: f64) {
         self.wait_for(secs, &format!("{n} bytes"), |p| p.received_len() >= n)
             .await;
     }
 
     /// Waits (at most `secs`) for `resume_writing` if the protocol is paused.
-    pub async fn wait_resumed(&self, secs: f64) {
+    pub(crate) async fn wait_resumed(&self, secs: f64) {
         if !self.paused.get() {
             return;
         }
@@ -216,8 +221,8 @@ type ResumeHook = Box<dyn FnMut(&Transport)>;
 
 /// A `Protocol` that records every callback into its [`Probe`]; what it does besides is
 /// set with the builder methods.
-pub struct Rec {
-    pub probe: Probe,
+pub(crate) struct Rec {
+    pub(crate) probe: Probe,
     on_made: Option<MadeHook>,
     on_data: Option<DataHook>,
     on_eof: Option<EofHook>,
@@ -228,7 +233,7 @@ pub struct Rec {
 }
 
 impl Rec {
-    pub fn new(probe: &Probe) -> Rec {
+    pub(crate) fn new(probe: &Probe) -> Rec {
         Rec {
             probe: probe.clone(),
             on_made: None,
@@ -242,41 +247,41 @@ impl Rec {
     }
 
     /// Writes back whatever arrives.
-    pub fn echo(mut self) -> Rec {
+    pub(crate) fn echo(mut self) -> Rec {
         self.echo = true;
         self
     }
 
     /// `eof_received` returns `keep`.
-    pub fn keep_open(mut self, keep: bool) -> Rec {
+    pub(crate) fn keep_open(mut self, keep: bool) -> Rec {
         self.keep_open = keep;
         self
     }
 
     /// `data_received` panics with `msg` (after recording the call).
-    pub fn panic_on_data(mut self, msg: &'static str) -> Rec {
+    pub(crate) fn panic_on_data(mut self, msg: &'static str) -> Rec {
         self.panic_on_data = Some(msg);
         self
     }
 
-    pub fn on_made(mut self, f: impl FnMut(&Transport) + 'static) -> Rec {
+    pub(crate) fn on_made(mut self, f: impl FnMut(&Transport) + 'static) -> Rec {
         self.on_made = Some(Box::new(f));
         self
     }
 
-    pub fn on_data(mut self, f: impl FnMut(&Transport, &[u8]) + 'static) -> Rec {
+    pub(crate) fn on_data(mut self, f: impl FnMut(&Transport, &[u8]) + 'static) -> Rec {
         self.on_data = Some(Box::new(f));
         self
     }
 
     /// `resume_writing` runs `f` (after recording the call).
-    pub fn on_resume(mut self, f: impl FnMut(&Transport) + 'static) -> Rec {
+    pub(crate) fn on_resume(mut self, f: impl FnMut(&Transport) + 'static) -> Rec {
         self.on_resume = Some(Box::new(f));
         self
     }
 
     /// `eof_received` runs `f` and returns what it returns.
-    pub fn on_eof(mut self, f: impl FnMut(&Transport) -> bool + 'static) -> Rec {
+    pub(crate) fn on_eof(mut self, f: impl FnMut(&Transport) -> bool + 'static) -> Rec {
         self.on_eof = Some(Box::new(f));
         self
     }
@@ -336,14 +341,14 @@ impl Protocol for Rec {
 
 /// A `BufferedProtocol` with a buffer of a fixed size that records into its [`Probe`] and
 /// appends what arrives to the probe's data.
-pub struct BufRec {
-    pub probe: Probe,
+pub(crate) struct BufRec {
+    pub(crate) probe: Probe,
     buf: Vec<u8>,
     keep_open: bool,
 }
 
 impl BufRec {
-    pub fn new(probe: &Probe, size: usize) -> BufRec {
+    pub(crate) fn new(probe: &Probe, size: usize) -> BufRec {
         BufRec {
             probe: probe.clone(),
             buf: vec![0; size],
@@ -428,7 +433,7 @@ fn check_common(ev: &[Event]) {
 }
 
 /// `CM [DR*] [ER?] CL` (with PW/RW pairs anywhere in between).
-pub fn assert_stream_order(ev: &[Event]) {
+pub(crate) fn assert_stream_order(ev: &[Event]) {
     check_common(ev);
     let mut eof = false;
     for e in &ev[1..ev.len() - 1] {
@@ -445,7 +450,7 @@ pub fn assert_stream_order(ev: &[Event]) {
 }
 
 /// `CM [GB [BU?]]* [ER?] CL` (with PW/RW pairs anywhere in between).
-pub fn assert_buffered_order(ev: &[Event]) {
+pub(crate) fn assert_buffered_order(ev: &[Event]) {
     check_common(ev);
     let mut eof = false;
     let mut prev_gb = false;
@@ -471,13 +476,13 @@ pub fn assert_buffered_order(ev: &[Event]) {
 // ---- sockets ------------------------------------------------------------------------------
 
 /// Runs `f` on the socket behind a transport's `"socket"` extra info.
-pub fn with_sock<R>(t: &Transport, f: impl FnOnce(socket2::SockRef<'_>) -> R) -> R {
+pub(crate) fn with_sock<R>(t: &Transport, f: impl FnOnce(socket2::SockRef<'_>) -> R) -> R {
     t.socket()
         .and_then(|s| s.with(f))
         .expect("the transport has an open socket")
 }
 
-pub fn transport_fd(t: &Transport) -> RawFd {
+pub(crate) fn transport_fd(t: &Transport) -> RawFd {
     match t.get_extra_info("socket") {
         Some(ExtraInfo::Socket(s)) => s.as_raw_fd().expect("an open socket"),
         other => panic!("no socket in extra info: {other:?}"),
@@ -486,7 +491,7 @@ pub fn transport_fd(t: &Transport) -> RawFd {
 
 /// A transport to a std peer: `create_connection` to a std listener, the peer accepted.
 /// The peer is non-blocking (use `tulip::sock_*` on it, or make it blocking for a thread).
-pub async fn connect_to_std_peer(rec: Rec) -> (Transport, TcpStream) {
+pub(crate) async fn connect_to_std_peer(rec: Rec) -> (Transport, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().unwrap().port();
     let (t, _p) = tulip::create_connection(|| rec, "127.0.0.1", port, Default::default())
@@ -499,7 +504,7 @@ pub async fn connect_to_std_peer(rec: Rec) -> (Transport, TcpStream) {
 }
 
 /// The same with a `BufferedProtocol`.
-pub async fn connect_buffered_to_std_peer(rec: BufRec) -> (Transport, TcpStream) {
+pub(crate) async fn connect_buffered_to_std_peer(rec: BufRec) -> (Transport, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = l.local_addr().unwrap().port();
     let (t, _p) = tulip::create_connection(
@@ -517,7 +522,7 @@ pub async fn connect_buffered_to_std_peer(rec: BufRec) -> (Transport, TcpStream)
 
 /// Reads from a non-blocking socket on the loop until EOF (or an error, returned as such),
 /// giving up after `secs`.
-pub async fn read_to_end<S: AsFd>(s: &S, secs: f64) -> (Vec<u8>, Option<io::ErrorKind>) {
+pub(crate) async fn read_to_end<S: AsFd>(s: &S, secs: f64) -> (Vec<u8>, Option<io::ErrorKind>) {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let mut got = Vec::new();
     loop {
@@ -533,7 +538,7 @@ pub async fn read_to_end<S: AsFd>(s: &S, secs: f64) -> (Vec<u8>, Option<io::Erro
 }
 
 /// Reads exactly `n` bytes from a non-blocking socket on the loop, within `secs`.
-pub async fn read_n<S: AsFd>(s: &S, n: usize, secs: f64) -> Vec<u8> {
+pub(crate) async fn read_n<S: AsFd>(s: &S, n: usize, secs: f64) -> Vec<u8> {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let mut got = Vec::new();
     while got.len() < n {
@@ -548,7 +553,7 @@ pub async fn read_n<S: AsFd>(s: &S, n: usize, secs: f64) -> Vec<u8> {
 }
 
 /// Makes `s` send RST when dropped.
-pub fn set_rst_on_close<S: AsRawFd>(s: &S) {
+pub(crate) fn set_rst_on_close<S: AsRawFd>(s: &S) {
     let fd = s.as_raw_fd();
     // SAFETY: `s` is alive for this call and owns `fd`.
     let b = unsafe { BorrowedFd::borrow_raw(fd) };
@@ -558,7 +563,7 @@ pub fn set_rst_on_close<S: AsRawFd>(s: &S) {
 }
 
 /// Waits for a thread without blocking the loop.
-pub async fn join_thread<T>(h: std::thread::JoinHandle<T>, secs: f64) -> T {
+pub(crate) async fn join_thread<T>(h: std::thread::JoinHandle<T>, secs: f64) -> T {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     while !h.is_finished() {
         assert!(
@@ -571,7 +576,7 @@ pub async fn join_thread<T>(h: std::thread::JoinHandle<T>, secs: f64) -> T {
 }
 
 /// A port on 127.0.0.1 with nobody listening (bound, then released).
-pub fn closed_port() -> u16 {
+pub(crate) fn closed_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -579,15 +584,15 @@ pub fn closed_port() -> u16 {
         .port()
 }
 
-pub fn v4(port: u16) -> SocketAddr {
+pub(crate) fn v4(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// What the exception handler saw: (message, panic message) per call.
-pub type Seen = Rc<RefCell<Vec<(String, Option<String>)>>>;
+pub(crate) type Seen = Rc<RefCell<Vec<(String, Option<String>)>>>;
 
 /// Records what reaches the running loop's exception handler: (message, panic message).
-pub fn capture_exceptions() -> Seen {
+pub(crate) fn capture_exceptions() -> Seen {
     let seen: Seen = Rc::default();
     let s = seen.clone();
     tulip::get_running_loop().set_exception_handler(move |_, ctx| {
@@ -603,14 +608,14 @@ pub fn capture_exceptions() -> Seen {
 
 /// xorshift64*: a fixed-seed generator, no crates.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed.max(1))
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -620,7 +625,7 @@ impl Rng {
     }
 
     /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+    pub(crate) fn range(&mut self, lo: usize, hi: usize) -> usize {
         lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
     }
 }
@@ -628,14 +633,14 @@ impl Rng {
 /// An endless pseudo-random byte stream: the same seed gives the same bytes, however they
 /// are split into chunks.
 #[derive(Debug, Clone)]
-pub struct ByteStream {
+pub(crate) struct ByteStream {
     rng: Rng,
     word: [u8; 8],
     used: usize,
 }
 
 impl ByteStream {
-    pub fn new(seed: u64) -> ByteStream {
+    pub(crate) fn new(seed: u64) -> ByteStream {
         ByteStream {
             rng: Rng::new(seed),
             word: [0; 8],
@@ -643,7 +648,7 @@ impl ByteStream {
         }
     }
 
-    pub fn fill(&mut self, out: &mut [u8]) {
+    pub(crate) fn fill(&mut self, out: &mut [u8]) {
         let mut i = 0;
         while i < out.len() && self.used < 8 {
             out[i] = self.word[self.used];
@@ -664,7 +669,7 @@ impl ByteStream {
         }
     }
 
-    pub fn take(&mut self, n: usize) -> Vec<u8> {
+    pub(crate) fn take(&mut self, n: usize) -> Vec<u8> {
         let mut v = vec![0; n];
         self.fill(&mut v);
         v
@@ -673,11 +678,11 @@ impl ByteStream {
 
 /// An order-sensitive checksum that does not depend on how the bytes are split.
 #[derive(Debug, Clone, Default)]
-pub struct Checksum {
+pub(crate) struct Checksum {
     h: u64,
     carry: [u8; 8],
     ncarry: usize,
-    pub len: u64,
+    pub(crate) len: u64,
 }
 
 impl Checksum {
@@ -685,7 +690,7 @@ impl Checksum {
         self.h = (self.h.rotate_left(5) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
         self.len += data.len() as u64;
         while self.ncarry > 0 && !data.is_empty() {
             self.carry[self.ncarry] = data[0];
@@ -709,7 +714,7 @@ impl Checksum {
     }
 
     /// The checksum and length so far (a partial word is folded in).
-    pub fn finish(&self) -> (u64, u64) {
+    pub(crate) fn finish(&self) -> (u64, u64) {
         let mut c = self.clone();
         if c.ncarry > 0 {
             let mut w = [0u8; 8];
@@ -722,7 +727,7 @@ impl Checksum {
 
 /// A std thread that reads `s` (made blocking) to EOF with a checksum. The first
 /// `slow_bytes` are read in small pieces with pauses.
-pub fn checksum_reader(
+pub(crate) fn checksum_reader(
     s: TcpStream,
     slow_bytes: usize,
 ) -> std::thread::JoinHandle<io::Result<(u64, u64)>> {
@@ -750,25 +755,30 @@ pub fn checksum_reader(
 // ---- child processes ----------------------------------------------------------------------
 
 /// The variable that tells a re-executed test binary which child-mode test to run.
-pub const CHILD_ENV: &str = "TULIP_TEST_CHILD_MODE";
+pub(crate) const CHILD_ENV: &str = "TULIP_TEST_CHILD_MODE";
 
 /// Whether this process was started by [`run_child`] for `test`.
-pub fn is_child(test: &str) -> bool {
+pub(crate) fn is_child(test: &str) -> bool {
     std::env::var(CHILD_ENV).as_deref() == Ok(test)
 }
 
 /// What a child run produced.
 #[derive(Debug)]
-pub struct ChildOutput {
-    pub success: bool,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct ChildOutput {
+    pub(crate) success: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Re-runs this test binary for the single test `test` (in child mode), through `wrapper`
 /// (a command that ends by exec'ing its arguments, e.g. `sh -c 'ulimit -n 64; exec "$0" "$@"'`).
 /// Kills the child after `secs`.
-pub fn run_child(test: &str, wrapper: &[&str], env: &[(&str, &str)], secs: u64) -> ChildOutput {
+pub(crate) fn run_child(
+    test: &str,
+    wrapper: &[&str],
+    env: &[(&str, &str)],
+    secs: u64,
+) -> ChildOutput {
     let exe = std::env::current_exe().expect("current_exe");
     let mut cmd = Command::new(wrapper[0]);
     cmd.args(&wrapper[1..])
@@ -820,7 +830,7 @@ pub fn run_child(test: &str, wrapper: &[&str], env: &[(&str, &str)], secs: u64) 
 }
 
 /// Asserts the child ran exactly its one test, and passed.
-pub fn assert_child_passed(test: &str, out: &ChildOutput) {
+pub(crate) fn assert_child_passed(test: &str, out: &ChildOutput) {
     println!("child `{test}` stdout:\n{}", out.stdout);
     assert!(
         out.success && out.stdout.contains("1 passed"),

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use tulip::{IncompleteRead, LimitOverrun, StreamReader, StreamWriter, net::ConnectOptions};
 
-pub const KIB: usize = 1024;
-pub const MIB: usize = 1024 * 1024;
-pub const SEP: &[u8] = b"\r\n\r\n";
+pub(crate) const KIB: usize = 1024;
+pub(crate) const MIB: usize = 1024 * 1024;
+pub(crate) const SEP: &[u8] = b"\r\n\r\n";
 
 /// A stream pair (with buffer `limit`) connected to a non-blocking std socket: the peer,
 /// which the test drives with `tulip::sock_*` on the same loop.
-pub async fn sock_peer(limit: usize) -> io::Result<(StreamReader, StreamWriter, TcpStream)> {
+pub(crate) async fn sock_peer(limit: usize) -> io::Result<(StreamReader, StreamWriter, TcpStream)> {
     let (l, addr) = crate::support::listener();
     let (r, w) =
         tulip::open_connection("127.0.0.1", addr.port(), ConnectOptions::new().limit(limit))
@@ -27,7 +27,7 @@ pub async fn sock_peer(limit: usize) -> io::Result<(StreamReader, StreamWriter, 
 
 /// A listener whose one connection is handed, blocking, to a std thread running `f`.
 /// Returns the port to connect to and the thread.
-pub fn thread_peer<T: Send + 'static>(
+pub(crate) fn thread_peer<T: Send + 'static>(
     f: impl FnOnce(TcpStream) -> T + Send + 'static,
 ) -> (u16, JoinHandle<T>) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -43,7 +43,7 @@ pub fn thread_peer<T: Send + 'static>(
 }
 
 /// Waits (at most `secs`) until `pred` holds, checking every millisecond.
-pub async fn wait_until(secs: f64, what: &str, mut pred: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(secs: f64, what: &str, mut pred: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     while !pred() {
         assert!(
@@ -54,18 +54,18 @@ pub async fn wait_until(secs: f64, what: &str, mut pred: impl FnMut() -> bool) {
     }
 }
 
-pub fn assert_incomplete(e: &io::Error, partial: &[u8], expected: Option<usize>) {
+pub(crate) fn assert_incomplete(e: &io::Error, partial: &[u8], expected: Option<usize>) {
     assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
     let inc = IncompleteRead::from_io(e).unwrap_or_else(|| panic!("no IncompleteRead in {e:?}"));
     assert_eq!(inc.partial, partial, "partial bytes");
     assert_eq!(inc.expected, expected);
 }
 
-pub fn overrun(e: &io::Error) -> &LimitOverrun {
+pub(crate) fn overrun(e: &io::Error) -> &LimitOverrun {
     assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
     LimitOverrun::from_io(e).unwrap_or_else(|| panic!("no LimitOverrun in {e:?}"))
 }
 
-pub fn ms(n: u64) -> Duration {
+pub(crate) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }

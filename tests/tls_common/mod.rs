@@ -15,17 +15,17 @@ use tulip::{
     Protocol, Server, Transport, net::ConnectOptions, net::ServerOptions, tls::TlsOptions,
 };
 
-pub const KIB: usize = 1024;
-pub const MIB: usize = 1024 * 1024;
+pub(crate) const KIB: usize = 1024;
+pub(crate) const MIB: usize = 1024 * 1024;
 
-pub type Probes = Rc<RefCell<Vec<Probe>>>;
+pub(crate) type Probes = Rc<RefCell<Vec<Probe>>>;
 
 /// How an async step on the server ended: its value or (kind, message) of its error.
-pub type Outcome<T> = Rc<RefCell<Option<Result<T, (io::ErrorKind, String)>>>>;
+pub(crate) type Outcome<T> = Rc<RefCell<Option<Result<T, (io::ErrorKind, String)>>>>;
 
 /// A server on 127.0.0.1 whose protocols are `make(probe)`, each probe recorded in order
 /// (the factory runs at accept time, so a probe exists even when the handshake fails).
-pub async fn recording_server(
+pub(crate) async fn recording_server(
     opts: ServerOptions,
     make: impl Fn(&Probe) -> Rec + 'static,
 ) -> (Server, Probes, SocketAddr) {
@@ -47,28 +47,32 @@ pub async fn recording_server(
     (server, probes, addr)
 }
 
-pub fn tls_server(cfg: Arc<rustls::ServerConfig>) -> ServerOptions {
+pub(crate) fn tls_server(cfg: Arc<rustls::ServerConfig>) -> ServerOptions {
     ServerOptions::new().tls(TlsOptions::server(cfg))
 }
 
 /// A server that treats a close without `close_notify` as a truncation (not the default).
-pub fn strict_tls_server(cfg: Arc<rustls::ServerConfig>) -> ServerOptions {
+pub(crate) fn strict_tls_server(cfg: Arc<rustls::ServerConfig>) -> ServerOptions {
     ServerOptions::new().tls(TlsOptions::server(cfg).require_close_notify(true))
 }
 
-pub fn tls_client(cfg: Arc<rustls::ClientConfig>) -> ConnectOptions {
+pub(crate) fn tls_client(cfg: Arc<rustls::ClientConfig>) -> ConnectOptions {
     ConnectOptions::new().tls(TlsOptions::client(cfg).server_hostname("localhost"))
 }
 
 /// Connects a recording protocol with TLS to 127.0.0.1:`port`.
-pub async fn connect(port: u16, opts: ConnectOptions, probe: &Probe) -> io::Result<Transport> {
+pub(crate) async fn connect(
+    port: u16,
+    opts: ConnectOptions,
+    probe: &Probe,
+) -> io::Result<Transport> {
     let rec = Rec::new(probe);
     let (t, _) = tulip::create_connection(move || rec, "127.0.0.1", port, opts).await?;
     Ok(t)
 }
 
 /// Waits until the server has accepted `n` connections (made their protocols).
-pub async fn wait_probes(probes: &Probes, n: usize, secs: f64) -> Vec<Probe> {
+pub(crate) async fn wait_probes(probes: &Probes, n: usize, secs: f64) -> Vec<Probe> {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     while probes.borrow().len() < n {
         assert!(
@@ -81,10 +85,10 @@ pub async fn wait_probes(probes: &Probes, n: usize, secs: f64) -> Vec<Probe> {
 }
 
 /// A protocol that records like [`Rec`] and also keeps the error `connection_lost` got.
-pub struct Keep {
-    pub rec: Rec,
-    pub err: Rc<RefCell<Option<String>>>,
-    pub tls: Rc<Cell<bool>>,
+pub(crate) struct Keep {
+    pub(crate) rec: Rec,
+    pub(crate) err: Rc<RefCell<Option<String>>>,
+    pub(crate) tls: Rc<Cell<bool>>,
 }
 
 impl Protocol for Keep {
@@ -114,20 +118,20 @@ impl Protocol for Keep {
 
 /// What a [`Keep`] kept: the error message and whether it carried a `TlsError`.
 #[derive(Clone, Default)]
-pub struct Kept {
-    pub err: Rc<RefCell<Option<String>>>,
-    pub tls: Rc<Cell<bool>>,
+pub(crate) struct Kept {
+    pub(crate) err: Rc<RefCell<Option<String>>>,
+    pub(crate) tls: Rc<Cell<bool>>,
 }
 
 impl Kept {
-    pub fn protocol(&self, rec: Rec) -> Keep {
+    pub(crate) fn protocol(&self, rec: Rec) -> Keep {
         Keep {
             rec,
             err: self.err.clone(),
             tls: self.tls.clone(),
         }
     }
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         self.err
             .borrow()
             .clone()
@@ -137,6 +141,6 @@ impl Kept {
 
 /// A loopback address of its own for a client whose failure the server logs: the log line
 /// names the peer, and tests run in parallel.
-pub fn own_ip(last: u8) -> SocketAddr {
+pub(crate) fn own_ip(last: u8) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, last], 0))
 }

@@ -23,32 +23,32 @@ use tulip::transports::ExtraInfo;
 // ---- certificates ---------------------------------------------------------------------------
 
 /// A certificate authority made at test time.
-pub struct Ca {
+pub(crate) struct Ca {
     params: CertificateParams,
     key: KeyPair,
-    pub der: CertificateDer<'static>,
-    pub pem: String,
+    pub(crate) der: CertificateDer<'static>,
+    pub(crate) pem: String,
 }
 
 /// A leaf certificate (signed by a [`Ca`], or self-signed) and its key.
-pub struct Leaf {
-    pub der: CertificateDer<'static>,
-    pub pem: String,
+pub(crate) struct Leaf {
+    pub(crate) der: CertificateDer<'static>,
+    pub(crate) pem: String,
     key_der: Vec<u8>,
-    pub key_pem: String,
+    pub(crate) key_pem: String,
 }
 
 impl Leaf {
-    pub fn key(&self) -> PrivateKeyDer<'static> {
+    pub(crate) fn key(&self) -> PrivateKeyDer<'static> {
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()))
     }
 
-    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+    pub(crate) fn chain(&self) -> Vec<CertificateDer<'static>> {
         vec![self.der.clone()]
     }
 
     /// A self-signed server certificate for `names` (nobody's CA trusts it).
-    pub fn self_signed(names: &[&str]) -> Leaf {
+    pub(crate) fn self_signed(names: &[&str]) -> Leaf {
         let ck = rcgen::generate_simple_self_signed(
             names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         )
@@ -63,7 +63,7 @@ impl Leaf {
 }
 
 impl Ca {
-    pub fn new(cn: &str) -> Ca {
+    pub(crate) fn new(cn: &str) -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, cn);
@@ -101,7 +101,7 @@ impl Ca {
     }
 
     /// A server certificate for `localhost` and `127.0.0.1`.
-    pub fn server_leaf(&self) -> Leaf {
+    pub(crate) fn server_leaf(&self) -> Leaf {
         self.leaf(
             "tulip test server",
             &["localhost", "127.0.0.1"],
@@ -110,11 +110,11 @@ impl Ca {
     }
 
     /// A client certificate.
-    pub fn client_leaf(&self, cn: &str) -> Leaf {
+    pub(crate) fn client_leaf(&self, cn: &str) -> Leaf {
         self.leaf(cn, &[], ExtendedKeyUsagePurpose::ClientAuth)
     }
 
-    pub fn roots(&self) -> Arc<RootCertStore> {
+    pub(crate) fn roots(&self) -> Arc<RootCertStore> {
         let mut r = RootCertStore::empty();
         r.add(self.der.clone()).unwrap();
         Arc::new(r)
@@ -122,14 +122,14 @@ impl Ca {
 }
 
 /// A CA with one server leaf: what most tests need.
-pub struct Pki {
-    pub ca: Ca,
-    pub server: Leaf,
+pub(crate) struct Pki {
+    pub(crate) ca: Ca,
+    pub(crate) server: Leaf,
 }
 
 impl Pki {
     /// A new CA (with a name of its own: a verifier matches issuers by name) and leaf.
-    pub fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
         let ca = Ca::new(&format!(
@@ -142,25 +142,25 @@ impl Pki {
     }
 
     /// The server config of tulip's helper.
-    pub fn server_config(&self) -> Arc<ServerConfig> {
+    pub(crate) fn server_config(&self) -> Arc<ServerConfig> {
         tulip::tls::server_config(self.server.chain(), self.server.key()).unwrap()
     }
 
     /// A client config (tulip's helper) trusting this CA.
-    pub fn client_config(&self) -> Arc<ClientConfig> {
+    pub(crate) fn client_config(&self) -> Arc<ClientConfig> {
         tulip::tls::client_config_with_roots([self.ca.der.clone()]).unwrap()
     }
 }
 
 // ---- rustls configs built with rustls's builder ------------------------------------------------
 
-pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// A server config with `alpn` (most preferred first) and, with `client_ca`, a required
 /// client certificate.
-pub fn custom_server_config(
+pub(crate) fn custom_server_config(
     leaf: &Leaf,
     alpn: &[&[u8]],
     client_ca: Option<&Ca>,
@@ -183,7 +183,7 @@ pub fn custom_server_config(
 }
 
 /// A client config trusting `ca`, offering `alpn`, presenting `client_cert` if given.
-pub fn custom_client_config(
+pub(crate) fn custom_client_config(
     ca: &Ca,
     alpn: &[&[u8]],
     client_cert: Option<&Leaf>,
@@ -201,12 +201,12 @@ pub fn custom_client_config(
     Arc::new(cfg)
 }
 
-pub const ALL: &[&rustls::SupportedProtocolVersion] = rustls::DEFAULT_VERSIONS;
-pub const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+pub(crate) const ALL: &[&rustls::SupportedProtocolVersion] = rustls::DEFAULT_VERSIONS;
+pub(crate) const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
 
 // ---- extra info --------------------------------------------------------------------------------
 
-pub fn text(i: Option<ExtraInfo>) -> Option<String> {
+pub(crate) fn text(i: Option<ExtraInfo>) -> Option<String> {
     match i {
         Some(ExtraInfo::Text(s)) => Some(s),
         None => None,
@@ -214,7 +214,7 @@ pub fn text(i: Option<ExtraInfo>) -> Option<String> {
     }
 }
 
-pub fn bytes(i: Option<ExtraInfo>) -> Option<Vec<u8>> {
+pub(crate) fn bytes(i: Option<ExtraInfo>) -> Option<Vec<u8>> {
     match i {
         Some(ExtraInfo::Bytes(b)) => Some(b),
         None => None,
@@ -222,7 +222,7 @@ pub fn bytes(i: Option<ExtraInfo>) -> Option<Vec<u8>> {
     }
 }
 
-pub fn certs(i: Option<ExtraInfo>) -> Option<Vec<Vec<u8>>> {
+pub(crate) fn certs(i: Option<ExtraInfo>) -> Option<Vec<Vec<u8>>> {
     match i {
         Some(ExtraInfo::Certificates(c)) => Some(c),
         None => None,
@@ -230,7 +230,7 @@ pub fn certs(i: Option<ExtraInfo>) -> Option<Vec<Vec<u8>>> {
     }
 }
 
-pub fn sock_addr(i: Option<ExtraInfo>) -> SocketAddr {
+pub(crate) fn sock_addr(i: Option<ExtraInfo>) -> SocketAddr {
     match i {
         Some(ExtraInfo::Address(a)) => a.as_socket().expect("an IP address"),
         other => panic!("not an address: {other:?}"),
@@ -241,7 +241,7 @@ pub fn sock_addr(i: Option<ExtraInfo>) -> SocketAddr {
 
 /// Asserts `err` is `InvalidData` carrying a `TlsError` whose message (lowercased) contains
 /// every one of `words`; returns the message.
-pub fn assert_tls_error(err: &io::Error, words: &[&str]) -> String {
+pub(crate) fn assert_tls_error(err: &io::Error, words: &[&str]) -> String {
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err:?}");
     let tls =
         tulip::tls::TlsError::from_io(err).unwrap_or_else(|| panic!("no TlsError inside {err:?}"));
@@ -275,7 +275,7 @@ impl log::Log for Capture {
 }
 
 /// Installs the capturing logger (once per process; warnings and errors).
-pub fn capture_logs() {
+pub(crate) fn capture_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         log::set_logger(&Capture).expect("no other logger");
@@ -284,7 +284,7 @@ pub fn capture_logs() {
 }
 
 /// The captured lines that contain `needle`.
-pub fn logs_with(needle: &str) -> Vec<String> {
+pub(crate) fn logs_with(needle: &str) -> Vec<String> {
     LOGS.lock()
         .unwrap()
         .iter()
@@ -294,7 +294,7 @@ pub fn logs_with(needle: &str) -> Vec<String> {
 }
 
 /// Waits (on the loop) until a captured line contains `needle`; returns it.
-pub async fn wait_log(needle: &str, secs: f64) -> String {
+pub(crate) async fn wait_log(needle: &str, secs: f64) -> String {
     let until = std::time::Instant::now() + Duration::from_secs_f64(secs);
     loop {
         if let Some(l) = logs_with(needle).pop() {
@@ -310,10 +310,10 @@ pub async fn wait_log(needle: &str, secs: f64) -> String {
 
 // ---- a blocking rustls peer --------------------------------------------------------------------
 
-pub type ClientStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-pub type ServerStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
+pub(crate) type ClientStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+pub(crate) type ServerStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
 
-pub fn blocking(s: TcpStream) -> TcpStream {
+pub(crate) fn blocking(s: TcpStream) -> TcpStream {
     s.set_nonblocking(false).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -321,7 +321,7 @@ pub fn blocking(s: TcpStream) -> TcpStream {
 }
 
 /// A rustls client on a blocking std socket, handshake done.
-pub fn rustls_client(
+pub(crate) fn rustls_client(
     addr: SocketAddr,
     cfg: Arc<ClientConfig>,
     name: &str,
@@ -337,7 +337,7 @@ pub fn rustls_client(
 }
 
 /// A rustls server on an accepted blocking std socket, handshake done.
-pub fn rustls_server(sock: TcpStream, cfg: Arc<ServerConfig>) -> io::Result<ServerStream> {
+pub(crate) fn rustls_server(sock: TcpStream, cfg: Arc<ServerConfig>) -> io::Result<ServerStream> {
     let conn = rustls::ServerConnection::new(cfg).map_err(io::Error::other)?;
     let mut s = rustls::StreamOwned::new(conn, blocking(sock));
     while s.conn.is_handshaking() {
@@ -347,7 +347,7 @@ pub fn rustls_server(sock: TcpStream, cfg: Arc<ServerConfig>) -> io::Result<Serv
 }
 
 /// Reads a TLS stream up to `\n` (included).
-pub fn read_line<S: Read>(s: &mut S) -> io::Result<Vec<u8>> {
+pub(crate) fn read_line<S: Read>(s: &mut S) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut b = [0u8; 1];
     loop {
@@ -364,7 +364,7 @@ pub fn read_line<S: Read>(s: &mut S) -> io::Result<Vec<u8>> {
 }
 
 /// Sends close_notify through a rustls stream.
-pub fn send_close_notify<C, S>(s: &mut rustls::StreamOwned<C, TcpStream>) -> io::Result<()>
+pub(crate) fn send_close_notify<C, S>(s: &mut rustls::StreamOwned<C, TcpStream>) -> io::Result<()>
 where
     C: std::ops::DerefMut<Target = rustls::ConnectionCommon<S>>,
     S: rustls::SideData,
@@ -379,10 +379,10 @@ where
 // ---- files and the openssl binary --------------------------------------------------------------
 
 /// A fresh temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
         let p = std::env::temp_dir().join(format!(
@@ -394,13 +394,13 @@ impl TempDir {
         TempDir(p)
     }
 
-    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, contents: &str) -> PathBuf {
         let p = self.0.join(name);
         std::fs::write(&p, contents).unwrap();
         p
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -412,7 +412,7 @@ impl Drop for TempDir {
 }
 
 /// Whether the `openssl` binary can run here (prints why not, for a skipped test).
-pub fn have_openssl(test: &str) -> bool {
+pub(crate) fn have_openssl(test: &str) -> bool {
     match std::process::Command::new("openssl")
         .arg("version")
         .output()
